@@ -1,0 +1,225 @@
+"""``mg.function``: from symbolic inputs and outputs to a callable.
+
+The user's outputs (and update expressions) are copied into a ``FunctionGraph``, the
+rewrite pipeline simplifies the copy, and a backend (linker) turns it into a thunk that maps
+input values to output values.  Shared variables are implicit inputs; updates are written
+back after all outputs are computed.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+from minigraph.compile.shared import SharedVariable
+from minigraph.graph.basic import Constant, Variable, as_list, clone_replace, graph_inputs
+from minigraph.graph.fg import FunctionGraph
+
+
+class MissingInputError(ValueError):
+    """An output depends on a variable that is neither an input nor shared."""
+
+
+def _as_pairs(x) -> list:
+    if x is None:
+        return []
+    if isinstance(x, Mapping):
+        return list(x.items())
+    return [tuple(p) for p in x]
+
+
+def _check_update(var, value):
+    from minigraph.tensor import math as M
+    from minigraph.tensor.basic import as_tensor_variable
+
+    if not isinstance(var, SharedVariable):
+        raise TypeError(f"updates: {var!r} is not a shared variable; only shared variables can be updated")
+    value = as_tensor_variable(value)
+    label = f"update of {var.name!r}" if var.name else "update of a shared variable"
+    if value.ndim != var.ndim:
+        raise TypeError(f"{label}: the new value has {value.ndim} dimensions ({value.type}), the variable {var.ndim} ({var.type})")
+    if value.dtype != var.dtype:
+        if not np.can_cast(value.dtype, var.dtype, "same_kind") or np.dtype(value.dtype).kind != np.dtype(var.dtype).kind:
+            raise TypeError(f"{label}: the new value has dtype {value.dtype}, the variable {var.dtype}")
+        if np.dtype(value.dtype).itemsize > np.dtype(var.dtype).itemsize:
+            raise TypeError(f"{label}: the new value has dtype {value.dtype}, wider than the variable's {var.dtype}; "
+                            f"cast it explicitly")
+        value = M.cast(value, var.dtype)
+    for a, b in zip(var.type.shape, value.type.shape):
+        if a is not None and b is not None and a != b:
+            raise ValueError(f"{label}: the new value has shape {value.type}, the variable {var.type}")
+    return var, value
+
+
+class Function:
+    """A compiled function.  Call it with values for its inputs."""
+
+    def __init__(self, inputs, outputs, updates, fgraph, thunk, name, mode, rewrite_log, profile):
+        self.inputs = inputs
+        self._single = not isinstance(outputs, (list, tuple))
+        self.outputs = as_list(outputs) if outputs is not None else []
+        self.updates = updates
+        self.fgraph = fgraph
+        self.name = name
+        self.mode = mode
+        self.rewrite_log = rewrite_log
+        self.profile = profile
+        self._thunk = thunk
+        self._shared = [v for v in fgraph.inputs[len(inputs):]]
+        self._update_targets = [var for var, _ in updates]
+        self._lock = threading.Lock()
+
+    def _convert(self, i, value):
+        var = self.inputs[i]
+        label = f"input {i} ({var.name!r})" if var.name else f"input {i}"
+        return var.type.filter(value, label)
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
+            args = list(args) + [None] * (len(self.inputs) - len(args))
+            for k, v in kwargs.items():
+                if k not in names:
+                    raise TypeError(f"{self.name or 'function'}: unknown input name {k!r}")
+                args[names[k]] = v
+        if len(args) != len(self.inputs):
+            raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
+        values = [self._convert(i, a) for i, a in enumerate(args)]
+        # concurrent calls are serialized: the backend reuses buffers and updates must not interleave
+        with self._lock:
+            outs = self._thunk(values + [s._value for s in self._shared])
+            n = len(self.outputs)
+            results = [_owned(o) for o in outs[:n]]
+            for var, new in zip(self._update_targets, outs[n:]):
+                var._value = new if not isinstance(new, np.ndarray) or (_owns(new) and new is not var._value) \
+                    else np.array(new, copy=True)
+        if self._single:
+            return results[0] if results else None
+        return results
+
+    def source(self) -> str:
+        """The generated code (numba mode), or the node listing (python mode)."""
+        src = getattr(self._thunk, "source", None)
+        if callable(src):
+            return src()
+        from minigraph.printing import listing
+
+        return listing(self.fgraph.outputs)
+
+    def __repr__(self) -> str:
+        return f"<minigraph.Function {self.name or ''} mode={self.mode} nodes={len(self.fgraph.toposort())}>"
+
+
+def _owns(a) -> bool:
+    return isinstance(a, np.ndarray) and a.flags.owndata and a.flags.writeable
+
+
+def _owned(a):
+    """Outputs handed to the user never alias internal buffers or inputs."""
+    return a if _owns(a) else np.array(a, copy=True)
+
+
+def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=None,
+             on_unused_input="raise", rewrites="fast_run", profile=False, nan_guard=False):
+    """Compile ``outputs`` (a variable or a list) as a function of ``inputs``.
+
+    ``updates``: pairs ``(shared_variable, new_value)`` applied after the outputs are
+    computed.  ``givens``: pairs ``(variable, replacement)`` substituted before compiling.
+    ``mode``: "numba" (default), "python" (the reference interpreter) or "debug" (both,
+    compared node by node).  ``rewrites``: "fast_run", "fast_compile" or None.
+    """
+    from minigraph.compile.mode import get_linker
+    from minigraph.tensor.basic import as_tensor_variable
+
+    inputs = as_list(inputs)
+    for i, v in enumerate(inputs):
+        if not isinstance(v, Variable) or isinstance(v, (Constant, SharedVariable)) or v.owner is not None:
+            raise TypeError(f"function: input {i} ({v!r}) must be a symbolic root variable such as T.matrix('x'); "
+                            f"constants and shared variables are not inputs")
+    if len(set(map(id, inputs))) != len(inputs):
+        raise ValueError("function: the same variable is given twice as an input")
+    out_list = [] if outputs is None else [as_tensor_variable(o) for o in as_list(outputs)]
+    update_pairs = [_check_update(var, val) for var, val in _as_pairs(updates)]
+    if len({id(v) for v, _ in update_pairs}) != len(update_pairs):
+        raise ValueError("function: a shared variable is updated twice")
+
+    givens = _as_pairs(givens)
+    if givens:
+        replace = {}
+        for old, new in givens:
+            new = as_tensor_variable(new)
+            if new.ndim != old.ndim or new.dtype != old.dtype:
+                raise TypeError(f"givens: {old!r} ({old.type}) cannot be replaced by {new!r} ({new.type})")
+            replace[old] = new
+        cloned = clone_replace(out_list + [v for _, v in update_pairs], replace)
+        out_list = cloned[: len(out_list)]
+        update_pairs = [(var, v) for (var, _), v in zip(update_pairs, cloned[len(out_list):])]
+
+    # default updates (random number streams) of shared variables the graph uses
+    explicit = {id(v) for v, _ in update_pairs}
+    frontier = out_list + [v for _, v in update_pairs]
+    seen = set()
+    while True:
+        added = False
+        for v in graph_inputs(frontier):
+            if isinstance(v, SharedVariable) and v.default_update is not None and id(v) not in explicit | seen:
+                seen.add(id(v))
+                update_pairs.append((v, v.default_update))
+                frontier.append(v.default_update)
+                added = True
+        if not added:
+            break
+
+    all_outputs = out_list + [v for _, v in update_pairs]
+    roots = graph_inputs(all_outputs)
+    input_ids = {id(v) for v in inputs}
+    shared_vars = []
+    for v in roots:
+        if isinstance(v, SharedVariable):
+            shared_vars.append(v)
+        elif not isinstance(v, Constant) and id(v) not in input_ids:
+            raise MissingInputError(f"function: the outputs depend on {v!r} ({v.type}), which is not among the inputs "
+                                    f"(add it to the inputs, or replace it with givens)")
+    for var, _ in update_pairs:
+        if var not in shared_vars:
+            shared_vars.append(var)
+    used = {id(v) for v in roots}
+    unused = [v for v in inputs if id(v) not in used]
+    if unused and on_unused_input != "ignore":
+        message = f"function: input(s) {', '.join(map(repr, unused))} are not used to compute the outputs"
+        if on_unused_input == "raise":
+            raise ValueError(message + " (pass on_unused_input='ignore' to allow this)")
+        warnings.warn(message, stacklevel=2)
+
+    fgraph = FunctionGraph(inputs + shared_vars, all_outputs)
+    rewrite_log = _rewrite(fgraph, rewrites)
+    mode = mode or default_mode()
+    linker = get_linker(mode)
+    profile_obj = _make_profile(profile)
+    thunk = linker(fgraph, profile=profile_obj, nan_guard=nan_guard)
+    return Function(inputs, outputs if outputs is not None else [], update_pairs, fgraph, thunk, name, mode,
+                    rewrite_log, profile_obj)
+
+
+def default_mode() -> str:
+    from minigraph.compile import mode
+
+    return mode.DEFAULT_MODE
+
+
+def _rewrite(fgraph, rewrites):
+    try:
+        from minigraph.rewriting import rewrite_graph
+    except ImportError:
+        return None
+    return rewrite_graph(fgraph, rewrites)
+
+
+def _make_profile(profile):
+    if not profile:
+        return None
+    from minigraph.compile.profile import Profile
+
+    return Profile()

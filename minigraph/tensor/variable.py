@@ -1,0 +1,216 @@
+"""Tensor variables: Python operators, ``.shape``, ``.T``, reductions and indexing as methods."""
+from __future__ import annotations
+
+import numpy as np
+
+from minigraph.graph.basic import Constant, Variable
+
+
+class _TensorMethods:
+    """Operators and methods shared by every tensor variable (symbolic, constant or shared)."""
+
+    type: object
+
+    # -- facts ---------------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return self.type.ndim
+
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+    @property
+    def broadcastable(self) -> tuple[bool, ...]:
+        return self.type.broadcastable
+
+    @property
+    def shape(self):
+        from minigraph.tensor.shape_ops import shape
+
+        return shape(self)
+
+    @property
+    def size(self):
+        from minigraph.tensor.math import prod
+
+        return prod(self.shape)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def __len__(self):
+        raise TypeError("len() of a symbolic tensor is not known; use x.shape[0]")
+
+    def __bool__(self):
+        raise TypeError("a symbolic tensor has no truth value; use T.switch or T.eq")
+
+    def __iter__(self):
+        raise TypeError("a symbolic tensor cannot be iterated")
+
+    # -- arithmetic ----------------------------------------------------------------------
+    def __add__(self, other):
+        return _m().add(self, other)
+
+    def __radd__(self, other):
+        return _m().add(other, self)
+
+    def __sub__(self, other):
+        return _m().sub(self, other)
+
+    def __rsub__(self, other):
+        return _m().sub(other, self)
+
+    def __mul__(self, other):
+        return _m().mul(self, other)
+
+    def __rmul__(self, other):
+        return _m().mul(other, self)
+
+    def __truediv__(self, other):
+        return _m().true_div(self, other)
+
+    def __rtruediv__(self, other):
+        return _m().true_div(other, self)
+
+    def __floordiv__(self, other):
+        return _m().int_div(self, other)
+
+    def __rfloordiv__(self, other):
+        return _m().int_div(other, self)
+
+    def __mod__(self, other):
+        return _m().mod(self, other)
+
+    def __pow__(self, other):
+        return _m().pow(self, other)
+
+    def __rpow__(self, other):
+        return _m().pow(other, self)
+
+    def __neg__(self):
+        return _m().neg(self)
+
+    def __abs__(self):
+        return _m().abs(self)
+
+    def __lt__(self, other):
+        return _m().lt(self, other)
+
+    def __le__(self, other):
+        return _m().le(self, other)
+
+    def __gt__(self, other):
+        return _m().gt(self, other)
+
+    def __ge__(self, other):
+        return _m().ge(self, other)
+
+    def __and__(self, other):
+        return _m().and_(self, other)
+
+    def __or__(self, other):
+        return _m().or_(self, other)
+
+    def __invert__(self):
+        return _m().invert(self)
+
+    def __matmul__(self, other):
+        return _m().dot(self, other)
+
+    def __rmatmul__(self, other):
+        return _m().dot(other, self)
+
+    # -- shape ---------------------------------------------------------------------------
+    def reshape(self, *shape, ndim=None):
+        from minigraph.tensor.shape_ops import reshape
+
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = shape[0]
+        return reshape(self, shape, ndim=ndim)
+
+    def dimshuffle(self, *pattern):
+        from minigraph.tensor.shape_ops import dimshuffle
+
+        if len(pattern) == 1 and isinstance(pattern[0], (list, tuple)):
+            pattern = pattern[0]
+        return dimshuffle(self, pattern)
+
+    def transpose(self, *axes):
+        from minigraph.tensor.shape_ops import transpose
+
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = axes[0]
+        return transpose(self, axes or None)
+
+    def flatten(self, ndim=1):
+        from minigraph.tensor.shape_ops import flatten
+
+        return flatten(self, ndim)
+
+    def repeat(self, repeats, axis=None):
+        from minigraph.tensor.shape_ops import repeat
+
+        return repeat(self, repeats, axis)
+
+    def astype(self, dtype):
+        return _m().cast(self, dtype)
+
+    # -- reductions ----------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False, dtype=None):
+        return _m().sum(self, axis=axis, keepdims=keepdims, dtype=dtype)
+
+    def prod(self, axis=None, keepdims=False):
+        return _m().prod(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _m().mean(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0):
+        return _m().var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis=None, keepdims=False, ddof=0):
+        return _m().std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def max(self, axis=None, keepdims=False):
+        return _m().max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _m().min(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims=False):
+        return _m().argmax(self, axis=axis, keepdims=keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        return _m().argmin(self, axis=axis, keepdims=keepdims)
+
+    def dot(self, other):
+        return _m().dot(self, other)
+
+    def clip(self, a_min, a_max):
+        return _m().clip(self, a_min, a_max)
+
+    # -- indexing ------------------------------------------------------------------------
+    def __getitem__(self, index):
+        from minigraph.tensor.subtensor import getitem
+
+        return getitem(self, index)
+
+
+def _m():
+    from minigraph.tensor import math
+
+    return math
+
+
+class TensorVariable(_TensorMethods, Variable):
+    """A symbolic tensor."""
+
+
+class TensorConstant(_TensorMethods, Constant):
+    """A tensor whose value is known when the graph is built."""
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.data
