@@ -1,10 +1,33 @@
-"""Shared test settings: float64 reference checks and a test-local compile cache."""
+"""Shared test settings: a test-local compile cache and the backend modes every test runs in."""
+import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("MINIGRAPH_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".cache", "minigraph"))
+os.environ.setdefault("MINIGRAPH_CACHE_DIR",
+                      os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "minigraph"))
+
+
+def _available_modes():
+    modes = ["python"]
+    if importlib.util.find_spec("minigraph.backends.numba") is not None:
+        try:
+            from minigraph.backends.numba import NumbaLinker  # noqa: F401
+
+            modes.append("numba")
+        except ImportError:
+            pass
+    return modes
+
+
+MODES = _available_modes()
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    """Each test that takes ``mode`` runs once per backend (python reference, numba)."""
+    return request.param
 
 
 @pytest.fixture
