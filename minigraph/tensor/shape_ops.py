@@ -336,7 +336,8 @@ def sum_to_shape(g, x):
     axes = tuple(d for d in range(x.ndim) if x.type.shape[d] == 1 and g.type.shape[d] != 1)
     if axes:
         g = M.sum(g, axis=axes, keepdims=True)
-    unknown = [d for d in range(x.ndim) if x.type.shape[d] is None and g.type.shape[d] != x.type.shape[d]]
+    # a length unknown statically may be 1 at run time while g's is not: sum it then
+    unknown = [d for d in range(x.ndim) if x.type.shape[d] is None and g.type.shape[d] != 1]
     if unknown:
         g = SumToShape()(g, *M._shape_list(x))
     return g
