@@ -548,6 +548,11 @@ class DimShuffle(Op):
 
     def grad(self, inputs, outputs, output_grads):
         (g,) = output_grads
+        # the gradient may have lost the static 1 of an inserted axis (e.g. after a slice or
+        # from known_grads): summing over those axes drops them whatever their static length
+        inserted = tuple(d for d, o in enumerate(self.new_order) if o == "x" and g.type.shape[d] != 1)
+        if inserted:
+            g = _M().sum(g, axis=inserted, keepdims=True)
         pattern = []
         for d in range(self.input_ndim):
             pattern.append(self.new_order.index(d) if d in self.new_order else "x")
