@@ -236,8 +236,12 @@ def _split_index(x, index):
         index = (index,)
     if any(e is None for e in index):
         raise IndexError("indexing with None / np.newaxis is not supported; use x.dimshuffle")
-    if Ellipsis in index:
-        i = index.index(Ellipsis)
+    # identity tests: ``in`` would compare numpy index arrays elementwise
+    ellipses = [k for k, e in enumerate(index) if e is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if ellipses:
+        i = ellipses[0]
         fill = x.ndim - (len(index) - 1)
         index = index[:i] + (slice(None),) * fill + index[i + 1:]
     advanced = any(
