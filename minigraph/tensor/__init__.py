@@ -16,6 +16,7 @@ from minigraph.tensor.shape_ops import (alloc, arange, broadcast_to, concatenate
 from minigraph.tensor.subtensor import inc_subtensor, set_subtensor
 from minigraph.tensor.variable import TensorConstant, TensorVariable
 from minigraph.tensor import nnet  # noqa: E402  (T.nnet.softmax, T.nnet.bn)
+from minigraph.tensor import signal  # noqa: E402,F401  (T.signal.pool.pool_2d)
 
 
 def zeros(shape, dtype=None):
