@@ -9,9 +9,10 @@ from minigraph.compile import Function, MissingInputError, function, shared
 from minigraph.gradient import grad, verify_grad
 from minigraph.printing import debugprint, pp
 from minigraph.random import RandomStreams
+from minigraph.checkpoint import load, save
 from minigraph import tensor  # noqa: F401
 
 __version__ = "0.1.0"
 
 __all__ = ["config", "Function", "MissingInputError", "function", "shared", "grad", "verify_grad", "debugprint",
-           "pp", "RandomStreams", "tensor", "__version__"]
+           "pp", "RandomStreams", "tensor", "save", "load", "__version__"]
