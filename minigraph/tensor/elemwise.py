@@ -539,11 +539,12 @@ class DimShuffle(Op):
         if self.dropped:
             if any(x.shape[d] != 1 for d in self.dropped):
                 raise ValueError(f"{self}: cannot drop axes {self.dropped} of an input of shape {x.shape}")
-            x = x[tuple(0 if d in self.dropped else slice(None) for d in range(x.ndim))]
+            # a trailing Ellipsis keeps a 0-d result an array (a view), not a numpy scalar
+            x = x[tuple(0 if d in self.dropped else slice(None) for d in range(x.ndim)) + (Ellipsis,)]
         kept = [o for o in self.new_order if o != "x"]
         remaining = [d for d in range(self.input_ndim) if d not in self.dropped]
         x = x.transpose([remaining.index(o) for o in kept])
-        x = x[tuple(None if o == "x" else slice(None) for o in self.new_order)]
+        x = x[tuple(None if o == "x" else slice(None) for o in self.new_order) + (Ellipsis,)]
         return (x,)
 
     def grad(self, inputs, outputs, output_grads):
