@@ -194,6 +194,8 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=No
         warnings.warn(message, stacklevel=2)
 
     fgraph = FunctionGraph(inputs + shared_vars, all_outputs)
+    # which outputs are new values of which shared inputs (the in-place rewrite needs it)
+    fgraph.update_map = {len(out_list) + k: len(inputs) + shared_vars.index(var) for k, (var, _) in enumerate(update_pairs)}
     rewrite_log = _rewrite(fgraph, rewrites)
     mode = mode or default_mode()
     linker = get_linker(mode)
