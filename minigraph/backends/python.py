@@ -18,19 +18,60 @@ def node_error(node, exc: Exception) -> Exception:
         return RuntimeError(message)
 
 
+def _finite(a) -> bool:
+    a = np.asarray(a)
+    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+
+
+def _value_range(v, x) -> str:
+    """``x: float32[?, 3] in [0, 2]`` for the NaN guard's message."""
+    from minigraph.tensor.basic import describe
+
+    a = np.asarray(x)
+    if a.dtype.kind in "biuf" and a.size:
+        return f"{describe(v)} in [{np.min(a):.4g}, {np.max(a):.4g}]"
+    return f"{describe(v)} of shape {a.shape}"
+
+
+def _bad_values(a) -> str:
+    a = np.asarray(a)
+    kinds = [(int(np.isnan(a).sum()), "NaN"), (int(np.isposinf(a).sum()), "+Inf"), (int(np.isneginf(a).sum()), "-Inf")]
+    return ", ".join(f"{n} {k}" for n, k in kinds if n) + f" of {a.size} values"
+
+
+def _first_bad_step(scalar_op, inputs) -> str | None:
+    """For a fused program: the first step that turns finite arguments into NaN or Inf."""
+    from minigraph.tensor.elemwise import Composite
+
+    if not isinstance(scalar_op, Composite):
+        return None
+    slots = [np.asarray(x) for x in inputs]
+    names = [f"i{i}" for i in range(scalar_op.n_inputs)]
+    with np.errstate(all="ignore"):
+        for op, args in scalar_op.program:
+            vals = [slots[a] for a in args]
+            out = np.asarray(op.impl(*vals))
+            formula = f"{op.name}({', '.join(names[a] for a in args)})"
+            if all(_finite(v) for v in vals) and not _finite(out):
+                return formula
+            slots.append(out)
+            names.append(formula)
+    return None
+
+
 def check_finite(node, inputs, outputs) -> None:
     """NaN guard: raise at the first node that turns finite inputs into NaN or Inf."""
-    def finite(a):
-        a = np.asarray(a)
-        return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
-
-    if all(finite(x) for x in inputs) and not all(finite(o) for o in outputs):
-        ranges = ", ".join(
-            f"[{np.min(x):.4g}, {np.max(x):.4g}]" if np.size(x) and np.asarray(x).dtype.kind in "fiu" else str(np.shape(x))
-            for x in inputs)
-        raise FloatingPointError(
-            f"nan_guard: {node.op} produced NaN or Inf from finite inputs\n  input ranges: {ranges}\n"
-            f"  built at: {format_trace(node.trace)}")
+    if not all(_finite(x) for x in inputs) or all(_finite(o) for o in outputs):
+        return
+    bad = ", ".join(f"output {i}: {_bad_values(o)}" for i, o in enumerate(outputs) if not _finite(o))
+    lines = [f"nan_guard: {node.op} produced NaN or Inf from finite inputs ({bad})",
+             "  inputs: " + "; ".join(_value_range(v, x) for v, x in zip(node.inputs, inputs))]
+    scalar_op = getattr(node.op, "scalar_op", None)
+    step = _first_bad_step(scalar_op, inputs) if scalar_op is not None else None
+    if step is not None:
+        lines.append(f"  first step of the fused program to do so: {step}")
+    lines.append(f"  built at: {format_trace(node.trace)}")
+    raise FloatingPointError("\n".join(lines))
 
 
 class PythonLinker:
@@ -55,6 +96,8 @@ class PythonLinker:
                         for node in fgraph.toposort()]
         self.output_slots = [slot(v) for v in fgraph.outputs]
         self.n_slots = len(slots)
+        # profile keys "c = mul": each node is a kernel here, named as in listing(f)
+        self.profile_keys = _profile_keys(fgraph) if profile is not None else None
 
     def __call__(self, inputs):
         storage = [None] * self.n_slots
@@ -63,7 +106,8 @@ class PythonLinker:
         for s, value in zip(self.input_slots, inputs):
             storage[s] = value
         profile = self.profile
-        for node, in_slots, out_slots in self.program:
+        call_start = time.perf_counter() if profile is not None else 0.0
+        for k, (node, in_slots, out_slots) in enumerate(self.program):
             args = [storage[s] for s in in_slots]
             start = time.perf_counter() if profile is not None else 0.0
             try:
@@ -71,7 +115,7 @@ class PythonLinker:
             except (ValueError, IndexError, TypeError, ZeroDivisionError, FloatingPointError, MemoryError) as e:
                 raise node_error(node, e) from None
             if profile is not None:
-                profile.record(str(node.op), time.perf_counter() - start)
+                profile.record(self.profile_keys[k], time.perf_counter() - start)
             for var, out in zip(node.outputs, outs):
                 _check_result(node, var, out)
             if self.nan_guard:
@@ -79,8 +123,15 @@ class PythonLinker:
             for s, out in zip(out_slots, outs):
                 storage[s] = out
         if profile is not None:
-            profile.function_calls += 1
+            profile.record_call(time.perf_counter() - call_start)
         return [storage[s] for s in self.output_slots]
+
+
+def _profile_keys(fgraph) -> list[str]:
+    from minigraph.printing.text import canonical_namer
+
+    namer = canonical_namer(fgraph.outputs, fgraph.inputs)
+    return [f"{', '.join(namer(o) for o in node.outputs)} = {node.op}" for node in fgraph.toposort()]
 
 
 def _check_result(node, var, value) -> None:
