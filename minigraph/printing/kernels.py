@@ -27,6 +27,11 @@ class KernelInfo:
         return f"k{self.index}"
 
 
+def backend_groups(f) -> bool:
+    """True when ``f``'s backend formed kernels of its own (``thunk.kernels``)."""
+    return getattr(getattr(f, "_thunk", None), "kernels", None) is not None
+
+
 def kernels_of(f) -> list[KernelInfo]:
     """The kernels of compiled function ``f`` in execution order (one per node in python mode)."""
     thunk = getattr(f, "_thunk", None)

@@ -173,9 +173,11 @@ class GraphView:
 
 def _kernel_map(f) -> dict[int, str]:
     """id(Apply) -> kernel label, from what the backend exposes (see ``printing.kernels``)."""
-    from minigraph.printing.kernels import kernels_of
+    from minigraph.printing.kernels import backend_groups, kernels_of
 
-    out = {}
+    out: dict[int, str] = {}
+    if not backend_groups(f):  # the python backend runs node by node: nothing to tag
+        return out
     for k in kernels_of(f):
         for node in k.nodes:
             out[id(node)] = k.label
@@ -189,6 +191,19 @@ def root_kind(v: Variable) -> str:
     from minigraph.compile.shared import SharedVariable
 
     return "shared" if isinstance(v, SharedVariable) else "input"
+
+
+def canonical_namer(outputs, inputs=()) -> Namer:
+    """A Namer that has named the graph's variables in listing order (roots first, then each
+    node's outputs in topological order): the names ``listing`` prints for this graph."""
+    namer = Namer()
+    for v in graph_inputs(outputs, stop_at=inputs):
+        if not isinstance(v, Constant):
+            namer(v)
+    for node in toposort(outputs, stop_at=inputs):
+        for o in node.outputs:
+            namer(o)
+    return namer
 
 
 # --- listing -------------------------------------------------------------------------------------

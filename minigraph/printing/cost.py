@@ -1,0 +1,122 @@
+"""A rough cost model of graph nodes: what kind of work a node is, its floating-point
+operations, and which of its inputs it actually reads (views and shape queries read none).
+
+Used by ``explain`` and the pictures; the numbers are estimates for reading, not timings.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: op class names whose result is a view of their first input (no data moves)
+VIEW_OPS = ("DimShuffle", "Reshape", "Subtensor")
+#: op class names that read only the shape of their inputs
+SHAPE_OPS = ("Shape", "ShapeI")
+
+
+def op_name(node) -> str:
+    return type(node.op).__name__
+
+
+def is_view(node) -> bool:
+    """True for nodes whose output is a view of their first input."""
+    return op_name(node) in VIEW_OPS
+
+
+def reads_data(node) -> bool:
+    """False for nodes that look only at their inputs' shapes (or the metadata of a view)."""
+    return op_name(node) not in SHAPE_OPS
+
+
+def node_kind(node) -> str:
+    """A short word for the kind of work a node does (used for kernel tables and colours)."""
+    name = op_name(node)
+    scalar = getattr(node.op, "scalar_op", None)
+    if name == "Elemwise":
+        return "fused_elemwise" if type(scalar).__name__ == "Composite" else "elemwise"
+    if name == "FusedReduce":
+        return "fused_reduce"
+    if name in ("Sum", "Prod", "Max", "Min", "Argmax", "SumToShape"):
+        return "reduce"
+    if name == "Dot":
+        return "blas"
+    if name in VIEW_OPS:
+        return "view"
+    if name in SHAPE_OPS or name == "MakeVector":
+        return "shape"
+    if name in ("Alloc", "ARange"):
+        return "alloc"
+    if name in ("Softmax", "LogSoftmax"):
+        return "softmax"
+    if "Subtensor" in name:
+        return "index"
+    if hasattr(node.op, "inner_outputs") or hasattr(node.op, "fgraph"):
+        return "composite_op"
+    return "other"
+
+
+def size_of(shape) -> int | None:
+    """Number of elements of a shape (None if a length is unknown)."""
+    if shape is None or any(s is None for s in shape):
+        return None
+    return int(math.prod(shape))
+
+
+def nbytes(shape, dtype) -> int | None:
+    """Bytes of an array of this shape and dtype (None if a length is unknown)."""
+    n = size_of(shape)
+    return None if n is None else n * np.dtype(dtype).itemsize
+
+
+def _scalar_ops(scalar_op, nin: int) -> int:
+    """Scalar operations per element of one (possibly fused) scalar op."""
+    program = getattr(scalar_op, "program", None)
+    if program is not None:
+        return sum(max(len(args) - 1, 1) if getattr(op, "nin", 1) == -1 else 1 for op, args in program)
+    if getattr(scalar_op, "nin", 1) == -1:
+        return max(nin - 1, 1)
+    return 1
+
+
+def flops(node, shapes) -> int | None:
+    """Estimated floating-point operations of ``node``; ``shapes(v)`` gives a variable's shape."""
+    name = op_name(node)
+    if name == "Elemwise":
+        n = size_of(shapes(node.outputs[0]))
+        return None if n is None else n * _scalar_ops(node.op.scalar_op, len(node.inputs))
+    if name == "FusedReduce":
+        full = _broadcast(shapes(v) for v in node.inputs)
+        n = size_of(full)
+        per = _scalar_ops(node.op.scalar_op, len(node.inputs)) + len(node.op.kinds)
+        return None if n is None else n * per
+    if name in ("Sum", "Prod", "Max", "Min", "SumToShape", "Argmax"):
+        return size_of(shapes(node.inputs[0]))
+    if name == "Dot":
+        a, b = shapes(node.inputs[0]), shapes(node.inputs[1])
+        if a is None or b is None or None in a or None in b:
+            return None
+        k = a[-1]
+        return 2 * k * (size_of(a[:-1]) or 1) * (size_of(b[1:]) or 1)
+    if name in ("Softmax", "LogSoftmax"):
+        n = size_of(shapes(node.inputs[0]))
+        return None if n is None else 4 * n
+    inner = getattr(node.op, "fgraph", None)
+    if inner is not None:
+        return None
+    return 0
+
+
+def _broadcast(shapes) -> tuple | None:
+    shapes = list(shapes)
+    if any(s is None for s in shapes):
+        return None
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for d in range(ndim):
+        lengths = [s[d - ndim + len(s)] for s in shapes if d - ndim + len(s) >= 0]
+        if any(x is None for x in lengths):
+            return None
+        big = [x for x in lengths if x != 1]
+        out.append(big[0] if big else 1)
+    return tuple(out)
