@@ -24,13 +24,11 @@ def _finite(a) -> bool:
 
 
 def _value_range(v, x) -> str:
-    """``x: float32[?, 3] in [0, 2]`` for the NaN guard's message."""
-    from minigraph.tensor.basic import describe
-
+    """``'x': float32[?, 3] in [0, 2]`` for the NaN guard's message."""
     a = np.asarray(x)
     if a.dtype.kind in "biuf" and a.size:
-        return f"{describe(v)} in [{np.min(a):.4g}, {np.max(a):.4g}]"
-    return f"{describe(v)} of shape {a.shape}"
+        return f"{v!r}: {v.type} in [{np.min(a):.4g}, {np.max(a):.4g}]"
+    return f"{v!r}: {v.type}, shape {a.shape}"
 
 
 def _bad_values(a) -> str:
