@@ -165,7 +165,8 @@ class Reshape(Op):
         try:
             return (np.reshape(x, tuple(int(s) for s in shp)),)
         except ValueError:
-            raise ValueError(f"{self}: cannot reshape an array of shape {x.shape} into shape {tuple(shp)}") from None
+            raise ValueError(f"{self}: cannot reshape an array of shape {x.shape} into shape "
+                             f"{tuple(int(s) for s in shp)}") from None
 
     def grad(self, inputs, outputs, output_grads):
         x = inputs[0]
