@@ -429,8 +429,9 @@ class Composite(ScalarOp):
 
 # --- Elemwise ----------------------------------------------------------------------------
 
-def broadcast_shapes(op, inputs) -> tuple:
-    """The static output shape of a broadcast, or a build-time error naming the op."""
+def broadcast_shapes(op, inputs, shown=None) -> tuple:
+    """The static output shape of a broadcast, or a build-time error naming the op (and the
+    ``shown`` inputs: the user's variables, before padding)."""
     ndim = inputs[0].ndim
     out = []
     for d in range(ndim):
@@ -438,7 +439,7 @@ def broadcast_shapes(op, inputs) -> tuple:
         known = {s for s in lengths if s is not None and s != 1}
         if len(known) > 1:
             shapes = ", ".join(format_shape(v.type.shape) for v in inputs)
-            raise build_error(op, inputs, f"shapes {shapes} cannot be broadcast together (axis {d})")
+            raise build_error(op, shown or inputs, f"shapes {shapes} cannot be broadcast together (axis {d})")
         if known:
             out.append(known.pop())
         elif all(s == 1 for s in lengths):
@@ -472,8 +473,9 @@ class Elemwise(Op):
         if nin != -1 and len(inputs) != nin:
             raise build_error(self, inputs, f"expects {nin} inputs, got {len(inputs)}", TypeError)
         ndim = max(x.ndim for x in inputs)
+        given = inputs
         inputs = [pad_dims(x, ndim) for x in inputs]
-        shape = broadcast_shapes(self, inputs)
+        shape = broadcast_shapes(self, inputs, given)
         try:
             dtypes = self.scalar_op.out_dtypes(*(x.dtype for x in inputs))
         except TypeError as e:

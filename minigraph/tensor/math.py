@@ -148,7 +148,12 @@ def normalize_axis(op_name, x, axis) -> tuple[int, ...]:
     """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of axes of ``x``."""
     if axis is None:
         return tuple(range(x.ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{op_name}: axis must be int, tuple of ints or None, got {axis!r}")
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)):
