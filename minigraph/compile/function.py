@@ -89,12 +89,22 @@ class Function:
         values = [self._convert(i, a) for i, a in enumerate(args)]
         # concurrent calls are serialized: the backend reuses buffers and updates must not interleave
         with self._lock:
-            outs = self._thunk(values + [s._value for s in self._shared])
+            shared_values = [s._value for s in self._shared]
+            outs = self._thunk(values + shared_values)
             n = len(self.outputs)
-            results = [_owned(o) for o in outs[:n]]
+            # results never alias the inputs, the shared values or each other: an output may be
+            # an input passed through, a shared value, or the same array as another output
+            taken = {id(v) for v in values} | {id(v) for v in shared_values}
+            results = []
+            for o in outs[:n]:
+                o = o if _owns(o) and id(o) not in taken else np.array(o, copy=True)
+                taken.add(id(o))
+                results.append(o)
             for var, new in zip(self._update_targets, outs[n:]):
-                var._value = new if not isinstance(new, np.ndarray) or (_owns(new) and new is not var._value) \
-                    else np.array(new, copy=True)
+                if isinstance(new, np.ndarray) and new is not var._value and (not _owns(new) or id(new) in taken):
+                    new = np.array(new, copy=True)
+                taken.add(id(new))
+                var._value = new
         if self._single:
             return results[0] if results else None
         return results
