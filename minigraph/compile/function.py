@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -70,6 +71,9 @@ class Function:
         self._shared = [v for v in fgraph.inputs[len(inputs):]]
         self._update_targets = [var for var, _ in updates]
         self._lock = threading.Lock()
+        # the function's own lock, then one lock per shared variable it reads or updates, always
+        # taken in the same global order (by id) so that two functions never deadlock
+        self._locks = [self._lock] + [_shared_lock(v) for v in sorted(self._shared, key=id)]
 
     def _convert(self, i, value):
         var = self.inputs[i]
@@ -87,8 +91,11 @@ class Function:
         if len(args) != len(self.inputs):
             raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
         values = [self._convert(i, a) for i, a in enumerate(args)]
-        # concurrent calls are serialized: the backend reuses buffers and updates must not interleave
-        with self._lock:
+        # concurrent calls are serialized: the backend reuses buffers, and calls of any functions
+        # that touch the same shared variables must not interleave (read, compute, write back)
+        for lock in self._locks:
+            lock.acquire()
+        try:
             shared_values = [s._value for s in self._shared]
             outs = self._thunk(values + shared_values)
             n = len(self.outputs)
@@ -105,6 +112,9 @@ class Function:
                     new = np.array(new, copy=True)
                 taken.add(id(new))
                 var._value = new
+        finally:
+            for lock in reversed(self._locks):
+                lock.release()
         if self._single:
             return results[0] if results else None
         return results
@@ -120,6 +130,19 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<minigraph.Function {self.name or ''} mode={self.mode} nodes={len(self.fgraph.toposort())}>"
+
+
+_SHARED_LOCKS: "weakref.WeakKeyDictionary[SharedVariable, threading.Lock]" = weakref.WeakKeyDictionary()
+_SHARED_LOCKS_GUARD = threading.Lock()
+
+
+def _shared_lock(var) -> threading.Lock:
+    """The lock that serializes the calls of every function using the shared variable ``var``."""
+    with _SHARED_LOCKS_GUARD:
+        lock = _SHARED_LOCKS.get(var)
+        if lock is None:
+            lock = _SHARED_LOCKS[var] = threading.Lock()
+        return lock
 
 
 def _owns(a) -> bool:
