@@ -50,6 +50,7 @@ def test_dot_of_mismatched_shared_matrices_fails_at_build_time():
     (lambda a, b: a.dimshuffle(1), ValueError, ["dimshuffle", "axis 0"]),
     (lambda a, b: T.repeat(a, T.dscalar("r")), TypeError, ["repeat", "integer", "float64[]"]),
     (lambda a, b: T.clip(a, 0, 1, ) + b, ValueError, ["add", "broadcast"]),
+    (lambda a, b: b[np.array([0, 1, 2]), np.array([0, 1])], ValueError, ["advanced_subtensor", "[3]", "[2]", "broadcast"]),
 ])
 def test_build_time_errors_name_op_shapes_dtypes_and_line(build, exc, words):
     a = mg.shared(np.ones((2, 3)), name="a")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minigraph.graph.basic import Apply, Op, Variable
-from minigraph.graph.type import TensorType
+from minigraph.graph.type import TensorType, format_shape
 from minigraph.tensor import math as M
 from minigraph.tensor.basic import as_tensor_variable, build_error, get_constant_value
 
@@ -133,6 +133,9 @@ def _adv_shape(x, idx, arrays):
     for d in range(nd):
         lengths = [s[d - (nd - len(s))] for s in ishapes if d - (nd - len(s)) >= 0]
         known = {n for n in lengths if n is not None and n != 1}
+        if len(known) > 1:
+            shapes = ", ".join(format_shape(s) for s in ishapes)
+            raise ValueError(f"index arrays of shapes {shapes} cannot be broadcast together")
         bshape.append(known.pop() if len(known) == 1 else (1 if all(n == 1 for n in lengths) else None))
     positions = [d for d, e in enumerate(idx) if e == ADV]
     adjacent = positions == list(range(positions[0], positions[-1] + 1))
@@ -164,7 +167,10 @@ class AdvancedSubtensor(Op):
         for a in arrays:
             if np.dtype(a.dtype).kind not in "iu":
                 raise build_error(self, [x, *arrays], f"index arrays must be integers, got {a.type}", TypeError)
-        shape = _adv_shape(x, self.idx, arrays)
+        try:
+            shape = _adv_shape(x, self.idx, arrays)
+        except ValueError as e:
+            raise build_error(self, [x, *arrays], str(e)) from None
         return Apply(self, [x, *arrays], [TensorType(x.dtype, shape)])
 
     def perform(self, node, inputs):
