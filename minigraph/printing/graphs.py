@@ -247,6 +247,8 @@ def _style_of(n: dict) -> dict:
     if n["kind"] != "apply":
         return STYLE[n["kind"]]
     if n["statistic"]:
+        if n["work"] == "composite_op":  # keep the composite look, with the statistics' red border
+            return {**STYLE["composite_op"], "color": STYLE["statistic"]["color"], "penwidth": "2"}
         base = STYLE["fused"] if n["work"] in ("fused_elemwise", "fused_reduce") else STYLE["apply"]
         return {**base, **STYLE["statistic"]}
     if n["work"] in ("fused_elemwise", "fused_reduce"):
@@ -304,6 +306,9 @@ def render(obj, path: str, format: str | None = None, **dot_options) -> str:
                               capture_output=True, timeout=120)
         if proc.returncode != 0:
             raise RuntimeError(f"render: `dot` failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it private; a picture is an ordinary file
         os.replace(tmp, path)  # atomic: a half-written picture never appears under `path`
     finally:
         if os.path.exists(tmp):

@@ -208,12 +208,19 @@ def canonical_namer(outputs, inputs=()) -> Namer:
 
 # --- listing -------------------------------------------------------------------------------------
 
-def listing(outputs, namer: Namer | None = None, print_kernels: bool = True) -> str:
+def listing(outputs, namer: Namer | None = None, print_kernels: bool = True, mark=None,
+            mark_note: str = "batch statistic") -> str:
     """One node per line in topological order: ``c = mul(a, b) :: float32[100, 784]``.
 
     ``outputs``: a variable, a list of variables or a compiled function (its rewritten graph,
     with the kernel of each node as a trailing comment when the backend groups nodes).
+    ``mark``: a predicate on variables; nodes with a marked output get ``# <mark_note>``
+    (``mark="statistics"`` marks the batch-norm statistics).
     """
+    if mark == "statistics":
+        from minigraph.printing.graphs import is_statistic
+
+        mark = is_statistic
     view = GraphView(outputs)
     namer = namer or Namer()
     lines = []
@@ -229,6 +236,8 @@ def listing(outputs, namer: Namer | None = None, print_kernels: bool = True) -> 
         types = ", ".join(type_text(o) for o in node.outputs)
         line = f"{outs} = {node.op}({args}) :: {types}"
         notes = [f"name: '{o}'" for o in map(namer.original, node.outputs) if o]
+        if mark is not None and any(mark(o) for o in node.outputs):
+            notes.append(mark_note)
         if print_kernels and id(node) in view.kernels:
             notes.append(view.kernels[id(node)])
         lines.append(line + (f"  # {'; '.join(notes)}" if notes else ""))
@@ -264,24 +273,50 @@ def node_label(v: Variable, print_type: bool = False) -> str:
     return text
 
 
-def debugprint(obj, depth: int = -1, print_type: bool = False, file=None, ids: bool = True) -> str:
+def debugprint(obj, depth: int = -1, print_type: bool = False, file=None, inner_graphs: bool = True) -> str:
     """Print a graph as an indented tree; a node met again shows only its ``[id X]``.
 
     ``obj`` is a variable, a list of variables or a compiled function (then the rewritten
     graph that runs, each node tagged with its kernel and each tree with the output or update
-    it computes).  ``depth`` limits the levels shown (-1: all).  Prints to ``file`` (default
-    stdout; ``file="str"`` prints nothing) and returns the text.
+    it computes).  ``depth`` limits the levels shown (-1: all); ``print_type`` adds each
+    variable's dtype and static shape; ``inner_graphs`` prints the inner graph of composite
+    ops (batch normalization) after the main trees.  Prints to ``file`` (default stdout;
+    ``file="str"`` prints nothing) and returns the text.
     """
     view = GraphView(obj)
     seen: dict[int, str] = {}
     buf = io.StringIO()
-    stop = {id(v) for v in view.inputs}
-    several = len(view.outputs) > 1 or view.function is not None
-    for out, label in zip(view.outputs, view.labels):
-        stack = [(out, 0, label if several else None)]
+    composites: list = []  # (op, id label) of composite ops met, in order
+    trees = [(out, label if (len(view.outputs) > 1 or view.function is not None) else None, "")
+             for out, label in zip(view.outputs, view.labels)]
+    _print_trees(trees, {id(v) for v in view.inputs}, view.kernels, seen, composites, buf, depth, print_type)
+    if inner_graphs and composites:
+        buf.write("\nInner graphs:\n")
+        done: list = []
+        k = 0
+        while k < len(composites):
+            op, ident = composites[k]
+            k += 1
+            if any(op == d for d in done):
+                continue
+            done.append(op)
+            inner_in, inner_out = op.inner_graph()
+            buf.write(f"\n{op} [id {ident}]\n")
+            labels = [f"inner output {i}" for i in range(len(inner_out))]
+            _print_trees([(o, lab, " >") for o, lab in zip(inner_out, labels)], set(), {}, seen, composites, buf,
+                         depth, print_type)
+    text = buf.getvalue()
+    if file != "str":
+        (file or sys.stdout).write(text)
+    return text
+
+
+def _print_trees(trees, stop, kernels, seen, composites, buf, depth, print_type) -> None:
+    for out, label, prefix in trees:
+        stack = [(out, 0, label)]
         while stack:
             v, level, top = stack.pop()
-            pad = " |" * level
+            pad = prefix + " |" * level
             text = node_label(v, print_type)
             if v.owner is not None and id(v) not in stop:
                 key = id(v.owner)
@@ -289,17 +324,15 @@ def debugprint(obj, depth: int = -1, print_type: bool = False, file=None, ids: b
                     buf.write(f"{pad}{text} [id {seen[key]}] ...{_top(top)}\n")
                     continue
                 seen[key] = _short_id(len(seen))
-                kernel = view.kernels.get(key)
+                if callable(getattr(v.owner.op, "inner_graph", None)):
+                    composites.append((v.owner.op, seen[key]))
+                kernel = kernels.get(key)
                 buf.write(f"{pad}{text} [id {seen[key]}]{' ' + kernel if kernel else ''}{_top(top)}\n")
                 if depth < 0 or level + 1 < depth:
                     for inp in reversed(v.owner.inputs):
                         stack.append((inp, level + 1, None))
             else:
                 buf.write(f"{pad}{text}{_top(top)}\n")
-    text = buf.getvalue()
-    if file != "str":
-        (file or sys.stdout).write(text)
-    return text
 
 
 def _top(label) -> str:
@@ -316,11 +349,12 @@ _BINARY = {"add": (" + ", 1), "sub": (" - ", 1), "mul": (" * ", 2), "truediv": (
 _ATOM = 9
 
 
-def pp(var) -> str:
+def pp(var, names: bool = True) -> str:
     """An infix expression for ``var``: ``(x - mean(x, axis=0)) * invstd``.
 
-    Named intermediate variables appear by name; broadcasting dimshuffles are left out;
-    a sum divided by the count of its reduced elements reads as ``mean``.
+    Named intermediate variables appear by name (``names=False`` expands them); broadcasting
+    dimshuffles are left out; a sum divided by the count of its reduced elements reads as
+    ``mean``.
     """
     from minigraph.tensor.elemwise import DimShuffle, Elemwise
     from minigraph.tensor.math import Reduce
@@ -342,7 +376,8 @@ def pp(var) -> str:
         stack = [v]
         while stack:  # post-order without recursion, so deep graphs do not overflow
             u = stack[-1]
-            pending = [i for i in (u.owner.inputs if u.owner is not None and (u is var or not u.name) else [])
+            pending = [i for i in (u.owner.inputs if u.owner is not None and (u is var or not u.name or not names)
+                                   else [])
                        if id(i) not in memo]
             if pending:
                 stack.extend(pending)
@@ -353,7 +388,7 @@ def pp(var) -> str:
         return memo[id(v)]
 
     def render(v) -> tuple[str, int]:
-        if v.owner is None or (v.name and v is not var):
+        if v.owner is None or (v.name and v is not var and names):
             if isinstance(v, Constant):
                 return constant_text(v), _ATOM
             return (_pp_name(v.name) if v.name else f"<{v.type}>"), _ATOM
@@ -428,3 +463,24 @@ def _mean_of(node, Reduce, ShapeI, DimShuffle):
 def _same_shape_source(a, b) -> bool:
     return a is b or (a.type.shape == b.type.shape and a.owner is not None and b.owner is not None
                       and a.owner.op == b.owner.op and all(p is q for p, q in zip(a.owner.inputs, b.owner.inputs)))
+
+
+def expand_composites(outputs) -> list[Variable]:
+    """A copy of the graph with every composite op (batch normalization, OpFromGraph) replaced
+    by its inner graph, so that a picture or listing shows the primitives inside it."""
+    outputs = as_list(outputs)
+    memo: dict[int, Variable] = {}
+    for node in toposort(outputs):
+        inputs = [memo.get(id(v), v) for v in node.inputs]
+        if callable(getattr(node.op, "inline", None)):
+            new = node.op.inline(inputs)
+            for old, v in zip(node.outputs, new):
+                if old.name and v.owner is not None and not v.name:
+                    v.name = old.name
+        elif all(a is b for a, b in zip(inputs, node.inputs)) and not any(id(v) in memo for v in node.inputs):
+            continue
+        else:
+            new = node.clone_with_new_inputs(inputs).outputs
+        for old, v in zip(node.outputs, new):
+            memo[id(old)] = v
+    return [memo.get(id(v), v) for v in outputs]
