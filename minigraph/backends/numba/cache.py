@@ -1,0 +1,189 @@
+"""The compile cache: generated kernel modules on disk, compiled code cached beside them.
+
+Each kernel's source is written to ``<MINIGRAPH_CACHE_DIR>/kernels/k_<hash>.py`` (the hash
+covers the source and the versions of numba, numpy, Python and minigraph) and imported from
+there, so numba's own file cache works for it.  The numba cache files are checksummed: an entry
+that is corrupted or truncated fails the check, is counted in ``stats()["corrupt"]`` and is
+compiled again; writes go to a temporary file renamed into place, so processes compiling at
+once never leave a partial file.  In one process identical kernels compile once.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import threading
+import uuid
+import warnings
+
+import numba
+import numpy as np
+from numba.core.caching import FunctionCache, IndexDataCacheFile
+
+from minigraph.backends.numba.scalar import PRELUDE
+
+_STATS = {"compiled": 0, "cache_hits": 0, "corrupt": 0, "modules_written": 0, "memory_hits": 0}
+_MEMO: dict[str, tuple] = {}
+_LOCK = threading.RLock()
+
+_HEADER = '''# minigraph kernel module (generated; safe to delete: it is rebuilt when missing)
+import numpy as np
+from numba import njit, prange
+'''
+
+
+def stats() -> dict:
+    """Counters since the process started: ``compiled`` (numba compilations), ``cache_hits``
+    (compiled code loaded from disk), ``corrupt`` (cache entries found damaged and rebuilt),
+    ``modules_written`` and ``memory_hits`` (kernels found already built in this process)."""
+    return dict(_STATS)
+
+
+def reset_stats() -> None:
+    """Zero the counters."""
+    for k in _STATS:
+        _STATS[k] = 0
+
+
+def cache_dir() -> str:
+    """The cache directory, read from ``MINIGRAPH_CACHE_DIR`` at each use (default ~/.cache/minigraph)."""
+    return os.environ.get("MINIGRAPH_CACHE_DIR") or os.path.expanduser(os.path.join("~", ".cache", "minigraph"))
+
+
+def version_key() -> str:
+    """What compiled code depends on besides its source."""
+    import minigraph
+
+    return f"numba={numba.__version__};numpy={np.__version__};python={sys.version.split()[0]};minigraph={minigraph.__version__}"
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256((version_key() + "\n" + source).encode()).hexdigest()[:24]
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place."""
+    tmp = f"{path}.tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class _CheckedFile(IndexDataCacheFile):
+    """numba's index/data files with a SHA-256 of each data file's contents stored in front."""
+
+    def _dump(self, obj):
+        payload = super()._dump(obj)
+        return hashlib.sha256(payload).digest() + payload
+
+    @staticmethod
+    def _verified(data: bytes, what: str):
+        import pickle
+
+        digest, payload = data[:32], data[32:]
+        if len(data) < 32 or hashlib.sha256(payload).digest() != digest:
+            _STATS["corrupt"] += 1
+            raise OSError(f"minigraph cache: {what} is damaged")  # numba treats it as a miss
+        return pickle.loads(payload)
+
+    def _load_data(self, name):
+        with open(self._data_path(name), "rb") as f:
+            return self._verified(f.read(), name)
+
+    def _load_index(self):
+        import pickle
+
+        try:
+            with open(self._index_path, "rb") as f:
+                version = pickle.load(f)
+                data = f.read()
+        except FileNotFoundError:
+            return {}
+        except Exception:
+            _STATS["corrupt"] += 1
+            return {}
+        if version != self._version:
+            return {}
+        try:
+            stamp, overloads = self._verified(data, self._index_name)
+        except Exception:
+            return {}
+        return overloads if stamp == self._source_stamp else {}
+
+
+class _SafeCache(FunctionCache):
+    """numba's per-function file cache, checksummed, counting hits and compilations, and
+    treating any failure to load as a miss."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file = _CheckedFile(self._cache_path, self._impl.filename_base,
+                                        self._impl.locator.get_source_stamp())
+
+    def load_overload(self, sig, target_context):
+        try:
+            data = super().load_overload(sig, target_context)
+        except Exception:
+            _STATS["corrupt"] += 1
+            data = None
+        if data is not None:
+            _STATS["cache_hits"] += 1
+        return data
+
+    def save_overload(self, sig, data):
+        _STATS["compiled"] += 1
+        try:
+            super().save_overload(sig, data)
+        except Exception as e:  # a full disk or a read-only cache must not break the program
+            warnings.warn(f"minigraph: could not write the compile cache ({e})", stacklevel=2)
+
+
+def _module_text(source: str) -> str:
+    par = source.replace("def kernel(", "def kernel_parallel(", 1)
+    return _HEADER + PRELUDE + "\n\n" + source + "\n\n" + par
+
+
+def _import(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(source: str, fastmath: bool = False, parallel: bool = True) -> tuple:
+    """(serial, parallel) numba dispatchers for the kernel defined in ``source`` (``def
+    kernel``); both compile lazily on first call, from the disk cache when it has them."""
+    key = source_hash(source + f"\n#fastmath={fastmath}")
+    with _LOCK:
+        if key in _MEMO:
+            _STATS["memory_hits"] += 1
+            return _MEMO[key]
+        text = _module_text(source)
+        directory = os.path.join(cache_dir(), "kernels")
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"k_{key}.py")
+        data = text.encode()
+        try:
+            with open(path, "rb") as f:
+                current = f.read()
+        except OSError:
+            current = None
+        if current != data:  # missing, or damaged: (re)write it
+            atomic_write(path, data)
+            _STATS["modules_written"] += 1
+        module = _import(path, f"minigraph_kernel_{key}")
+        opts = dict(error_model="numpy", nogil=True)
+        if fastmath:
+            opts["fastmath"] = {"reassoc", "nsz", "contract"}
+        serial = numba.njit(**opts)(module.kernel)
+        par = numba.njit(parallel=True, **opts)(module.kernel_parallel) if parallel else serial
+        for d in {id(serial): serial, id(par): par}.values():
+            d._cache = _SafeCache(d.py_func)
+        _MEMO[key] = (serial, par)
+        return serial, par

@@ -1,0 +1,256 @@
+"""NumbaLinker: from a rewritten FunctionGraph to a thunk running compiled kernels.
+
+Each node becomes a kernel (a loop nest compiled with numba, or a driver expression: a view,
+a BLAS call); composite ops without a lowering of their own (``OpFromGraph``) are inlined
+first.  A generated Python driver runs the kernels in order: it names variables as
+``mg.printing.listing`` does, shows each node as a comment, keeps one reused buffer per
+intermediate, and picks a kernel's parallel variant when its work is large.
+
+When a compiled call fails (a shape error, or a length 1 known only at run time that the
+kernels do not broadcast), the call is run again on the reference interpreter: its error names
+the node and the user's line, and a run-time broadcast gets numpy's answer.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+
+from minigraph.backends.numba import cache
+from minigraph.backends.numba.registry import Inline, Kernel, LowerContext, lookup
+from minigraph.graph.basic import Constant, graph_inputs, toposort
+from minigraph.printing.text import Namer, constant_text, escape
+
+#: elements of work from which a kernel's parallel variant runs
+PARALLEL_THRESHOLD = 1 << 16
+
+
+def num_threads() -> int:
+    """Threads for parallel kernels: ``MINIGRAPH_NUM_THREADS``, else numba's default."""
+    import numba
+
+    env = os.environ.get("MINIGRAPH_NUM_THREADS")
+    n = numba.config.NUMBA_NUM_THREADS
+    if env:
+        try:
+            n = max(1, min(int(env), numba.config.NUMBA_NUM_THREADS))
+        except ValueError:
+            raise ValueError(f"MINIGRAPH_NUM_THREADS must be an integer, got {env!r}") from None
+    numba.set_num_threads(n)
+    return n
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class KernelRecord:
+    """One kernel of a compiled function: its nodes, kind, name and source (for printing)."""
+
+    def __init__(self, nodes, kind, name, source=None, passes=None):
+        self.nodes, self.kind, self.name, self.source, self.passes = nodes, kind, name, source, passes
+
+
+def expand(fgraph):
+    """The nodes to run, with composite ops that have no lowering replaced by their inner
+    graph; returns (list of (node, input variables)), alias map id(var) -> replacement."""
+    alias: dict[int, object] = {}
+    order = []
+
+    def resolve(v):
+        while id(v) in alias:
+            v = alias[id(v)]
+        return v
+
+    def visit(nodes):
+        for node in nodes:
+            ins = [resolve(v) for v in node.inputs]
+            if lookup(node.op) is None and hasattr(node.op, "inline"):
+                outs = node.op.inline(ins)
+                visit(toposort(outs, stop_at=ins))
+                for o, n in zip(node.outputs, outs):
+                    alias[id(o)] = resolve(n)
+            else:
+                order.append((node, ins))
+
+    visit(fgraph.toposort())
+    return order, resolve
+
+
+class NumbaLinker:
+    """Compiles ``fgraph`` into a thunk: ``thunk(input values) -> output values``."""
+
+    def __init__(self, fgraph, profile=None, nan_guard=False):
+        self.fgraph = fgraph
+        self.profile = profile
+        self.nan_guard = nan_guard
+        self._reference = None
+        self._warned = False
+        order, resolve = expand(fgraph)
+        self._records: list[KernelRecord] = []
+        self._kernel_sources: list[tuple[str, str]] = []
+        self._build(order, resolve)
+
+    # --- code generation -------------------------------------------------------------------
+
+    def _build(self, order, resolve):
+        fgraph = self.fgraph
+        reserved = {"np", "inputs", "_b", "_c", "_z", "_nt", "_T", "_pc", "_prof", "_guard", "_n", "_keys", "_t0"}
+        reserved |= {f"_k{i}{s}" for i in range(len(order)) for s in "sp"}
+        reserved |= {f"R{i}" for i in range(4 * len(order) + 8)}
+        namer = Namer(reserved=reserved)
+        for v in graph_inputs(fgraph.outputs, stop_at=fgraph.inputs):
+            if not isinstance(v, Constant):
+                namer(v)
+        for v in fgraph.inputs:
+            namer(v)
+        ctx = LowerContext()
+        nt = num_threads()
+        ns: dict = {"np": np, "_b": [], "_c": [], "_z": [], "_nt": nt, "_T": PARALLEL_THRESHOLD,
+                    "_pc": time.perf_counter, "_prof": self.profile, "_n": [], "_keys": []}
+        if self.nan_guard:
+            from minigraph.backends.python import check_finite
+
+            ns["_guard"] = check_finite
+        outputs = [resolve(v) for v in fgraph.outputs]
+        out_ids = {id(v) for v in outputs}
+        const_slots: dict[int, str] = {}
+
+        def ref(v):
+            v = resolve(v)
+            if isinstance(v, Constant):
+                if id(v) not in const_slots:
+                    ns["_c"].append(np.asarray(v.data, dtype=v.type.dtype))
+                    const_slots[id(v)] = f"_c[{len(ns['_c']) - 1}]"
+                return const_slots[id(v)]
+            return namer(v)
+
+        def buffer(v):
+            arr = np.empty((0,) * v.type.ndim, dtype=v.type.dtype)
+            if id(v) in out_ids:  # outputs go to the user: always a fresh array
+                ns["_z"].append(arr)
+                return f"_z[{len(ns['_z']) - 1}]", None
+            ns["_b"].append(arr)
+            slot = f"_b[{len(ns['_b']) - 1}]"
+            return slot, slot
+
+        body = ["def run(inputs):"]
+        names = [namer(v) for v in fgraph.inputs]
+        if names:
+            body.append(f"    {', '.join(names)}{',' if len(names) == 1 else ''} = inputs")
+        for k, (node, ins) in enumerate(order):
+            args = [ref(v) for v in ins]
+            outs = [namer(o) for o in node.outputs]
+            fmt = {f"i{j}": a for j, a in enumerate(args)}
+            comment = (f"{', '.join(outs)} = {_one_line(node.op)}({', '.join(_arg_text(namer, v) for v in ins)})"
+                       f" :: {', '.join(str(o.type) for o in node.outputs)}")
+            body.append(f"    # {comment}")
+            fn = lookup(node.op)
+            lowered = fn(node, ctx) if fn is not None else None
+            if lowered is None:
+                lowered = self._fallback(node, ctx)
+            ns.update(ctx.refs)
+            stmts, stores = [], []
+            target = ", ".join(outs) + ("," if len(outs) == 1 else "")
+            if isinstance(lowered, Kernel):
+                serial, par = cache.build(lowered.source, fastmath=lowered.fastmath, parallel=lowered.parallel)
+                ns[f"_k{k}s"], ns[f"_k{k}p"] = serial, par
+                bufs = []
+                for o in node.outputs:
+                    b, store = buffer(o)
+                    bufs.append(b)
+                    if store:
+                        stores.append(f"{store} = {namer(o)}")
+                call_args = ", ".join(args + bufs)
+                if lowered.parallel and nt > 1:
+                    work = lowered.work.format(**fmt)
+                    stmts += [f"if {work} >= _T:",
+                              f"    {target} = _k{k}p(_nt, {call_args})",
+                              "else:",
+                              f"    {target} = _k{k}s(1, {call_args})"]
+                else:
+                    stmts.append(f"{target} = _k{k}s(1, {call_args})")
+                name = f"k{k}"
+                self._kernel_sources.append((name, lowered.source))
+                record = KernelRecord([node], lowered.kind, f"{name} {lowered.kind} {_one_line(node.op)}",
+                                      lowered.source, lowered.passes)
+            else:
+                for j, o in enumerate(node.outputs):
+                    if lowered.buffers:
+                        b, store = buffer(o)
+                        fmt[f"b{j}"] = b
+                        if store:
+                            stores.append(f"{store} = {namer(o)}")
+                expr = lowered.expr.format(**fmt)
+                stmts.append(f"{', '.join(outs)} = {expr}")
+                record = KernelRecord([node], lowered.kind, f"{lowered.kind} {_one_line(node.op)}")
+            if self.profile is not None:
+                ns["_keys"].append(record.name)
+                stmts = ["_t0 = _pc()"] + stmts + [f"_prof.record(_keys[{len(ns['_keys']) - 1}], _pc() - _t0)"]
+            if self.nan_guard:
+                ns["_n"].append(node)
+                stmts.append(f"_guard(_n[{len(ns['_n']) - 1}], [{', '.join(args)}], [{', '.join(outs)}])")
+            body += ["    " + s for s in stmts + stores]
+            self._records.append(record)
+        results = [ref(v) for v in outputs]
+        if self.profile is not None:
+            body.append("    _prof.function_calls += 1")
+        body.append(f"    return [{', '.join(results)}]")
+        self._driver_source = "\n".join(body) + "\n"
+        code = compile(self._driver_source, "<minigraph driver>", "exec")
+        exec(code, ns)
+        self._run = ns["run"]
+        self._ns = ns
+
+    def _fallback(self, node, ctx):
+        warnings.warn(f"numba backend: no lowering for {type(node.op).__name__} ({_one_line(node.op)}); "
+                      f"it runs its numpy perform", stacklevel=4)
+        args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
+        expr = f"{ctx.ref(node.op)}.perform({ctx.ref(node)}, [{args}])"
+        return Inline(expr + ("[0]" if len(node.outputs) == 1 else ""), kind="fallback")
+
+    # --- running ---------------------------------------------------------------------------
+
+    def __call__(self, inputs):
+        try:
+            return self._run(inputs)
+        except Exception as exc:  # rerun on the reference: its error names the node
+            outs = self._reference_run(inputs)
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"numba backend: a compiled kernel failed ({_one_line(exc)}); this call ran on "
+                              f"the reference interpreter (a length 1 known only at run time?)", stacklevel=3)
+            return outs
+
+    def _reference_run(self, inputs):
+        if self._reference is None:
+            from minigraph.backends.python import PythonLinker
+
+            self._reference = PythonLinker(self.fgraph, profile=None, nan_guard=self.nan_guard)
+        return self._reference(inputs)
+
+    # --- looking at it -----------------------------------------------------------------------
+
+    def source(self) -> str:
+        """The driver and every kernel's source."""
+        parts = ["# driver: runs the kernels in order", self._driver_source]
+        seen = set()
+        for name, src in self._kernel_sources:
+            if src in seen:
+                parts.append(f"# {name}: same kernel as above\n")
+                continue
+            seen.add(src)
+            parts.append(f"# {name}\n{src}")
+        return "\n".join(parts)
+
+    def kernels(self) -> list[KernelRecord]:
+        """The kernels in execution order (see ``minigraph.printing.kernels``)."""
+        return list(self._records)
+
+
+def _arg_text(namer, v) -> str:
+    if isinstance(v, Constant) and not v.name:
+        return _one_line(constant_text(v))
+    return escape(namer(v)) if not isinstance(v, Constant) else escape(v.name)

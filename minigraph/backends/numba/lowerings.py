@@ -1,0 +1,202 @@
+"""Lowerings of the core ops (see ``registry`` for the contract).
+
+Loops (compiled): elementwise (plain or fused), reductions (plain or fused, several in one
+pass), softmax and log-softmax over the last axis.  Driver expressions: views (dimshuffle,
+reshape, slicing) without copies; matrix products through numpy's BLAS with reused output
+buffers (transposed operands are passed as the transposed views, which BLAS reads without a
+copy); shape arithmetic; and the indexing / joining ops whose numpy implementation is already
+a single library call (``kind="numpy"``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minigraph.backends.numba import codegen
+from minigraph.backends.numba.registry import Inline, Kernel, register
+from minigraph.backends.numba.scalar import supports
+from minigraph.tensor import elemwise as E
+from minigraph.tensor import math as M
+from minigraph.tensor import shape_ops as S
+from minigraph.tensor import subtensor as ST
+from minigraph.tensor.nnet import basic as NN
+
+
+# --- driver helpers -----------------------------------------------------------------------
+
+def rt_dot(x, y, buf):
+    """np.dot into the reused buffer when the dtypes allow (numpy's ``out=`` needs them equal)."""
+    shape = x.shape[:-1] + y.shape[1:]
+    if x.dtype == y.dtype == buf.dtype and x.ndim + y.ndim > 2:
+        if buf.shape != shape:
+            buf = np.empty(shape, buf.dtype)
+        return np.dot(x, y, out=buf)
+    return np.asarray(np.dot(x, y), dtype=buf.dtype)
+
+
+def rt_alloc(buf, value, shape):
+    """``value`` broadcast into the reused buffer."""
+    shape = tuple(int(s) for s in shape)
+    if buf.shape != shape:
+        buf = np.empty(shape, buf.dtype)
+    buf[...] = value
+    return buf
+
+
+def _work(node) -> str:
+    """The input whose size measures a loop's work: the one with the fewest broadcast axes."""
+    best = max(range(len(node.inputs)), key=lambda k: sum(s != 1 for s in node.inputs[k].type.shape))
+    return f"{{i{best}}}.size"
+
+
+# --- loops ---------------------------------------------------------------------------------
+
+@register(E.Elemwise)
+def lower_elemwise(node, ctx):
+    if not supports(node.op.scalar_op):
+        return None
+    src = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
+    return Kernel(src, kind="elemwise", parallel=True, work=_work(node), passes=1)
+
+
+_KINDS = {M.Sum: "add", M.Prod: "mul", M.Max: "max", M.Min: "min"}
+
+
+@register(M.Sum, M.Prod, M.Max, M.Min)
+def lower_reduce(node, ctx):
+    kind = _KINDS[type(node.op)]
+    src = codegen.reduce_source(None, node.op.axis, (kind,), [node.inputs[0].type], [node.outputs[0].type])
+    return Kernel(src, kind="reduce", parallel=True, fastmath=kind in ("add", "mul"), passes=1)
+
+
+@register(M.FusedReduce)
+def lower_fused_reduce(node, ctx):
+    op = node.op
+    if not supports(op.scalar_op):
+        return None
+    src = codegen.reduce_source(op.scalar_op, op.axis, op.kinds, [v.type for v in node.inputs],
+                                [v.type for v in node.outputs])
+    return Kernel(src, kind="reduce", parallel=True, work=_work(node),
+                  fastmath=all(k in ("add", "mul") for k in op.kinds), passes=1)
+
+
+@register(NN.Softmax, NN.LogSoftmax)
+def lower_softmax(node, ctx):
+    x = node.inputs[0]
+    if node.op.axis % x.ndim != x.ndim - 1:
+        return _numpy(node, ctx)
+    src = codegen.softmax_source(x.ndim, x.dtype, isinstance(node.op, NN.LogSoftmax))
+    return Kernel(src, kind="softmax", parallel=True, passes=2)
+
+
+# --- views ---------------------------------------------------------------------------------
+
+@register(E.DimShuffle)
+def lower_dimshuffle(node, ctx):
+    op = node.op
+    expr = "{i0}"
+    if op.dropped and len(op.dropped) == op.input_ndim:
+        expr += ".reshape(())"
+    elif op.dropped:
+        expr += "[" + ", ".join("0" if d in op.dropped else ":" for d in range(op.input_ndim)) + "]"
+    remaining = [d for d in range(op.input_ndim) if d not in op.dropped]
+    perm = [remaining.index(o) for o in op.new_order if o != "x"]
+    if perm != sorted(perm):
+        expr += ".T" if perm == [1, 0] else f".transpose({', '.join(map(str, perm))})"
+    if "x" in op.new_order:
+        expr += "[" + ", ".join("None" if o == "x" else ":" for o in op.new_order) + "]"
+    return Inline(expr, kind="view")
+
+
+@register(S.Reshape)
+def lower_reshape(node, ctx):
+    return Inline("{i0}.reshape(" + ctx.ref(_shape_tuple) + "({i1}))", kind="view")
+
+
+def _shape_tuple(v):
+    return tuple(int(s) for s in v)
+
+
+def _slice_part(p, sym_iter):
+    if p == ST.SYM:
+        return f"int({next(sym_iter)})"
+    return "" if p is None else str(int(p))
+
+
+@register(ST.Subtensor)
+def lower_subtensor(node, ctx):
+    sym = iter(f"{{i{k}}}" for k in range(1, len(node.inputs)))
+    parts = []
+    for e in node.op.idx:
+        if isinstance(e, tuple):
+            start, stop, step = (_slice_part(p, sym) for p in e[1:])
+            parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
+        elif e == ST.SYM:
+            parts.append(f"int({next(sym)})")
+        else:
+            parts.append(str(int(e)))
+    index = ", ".join(parts) + ("," if len(parts) == 1 else "")
+    expr = "{i0}[" + index + "]"
+    if node.outputs[0].ndim == 0:  # an integer index on every axis gives a numpy scalar: keep a 0-d array
+        expr = "np.asarray(" + expr + ")"
+    return Inline(expr, kind="view")
+
+
+# --- shapes and small driver-level ops ---------------------------------------------------------
+
+@register(S.Shape)
+def lower_shape(node, ctx):
+    return Inline("np.array({i0}.shape, np.int64)", kind="shape")
+
+
+@register(S.ShapeI)
+def lower_shape_i(node, ctx):
+    return Inline(f"np.array({{i0}}.shape[{int(node.op.i)}], np.int64)", kind="shape")
+
+
+@register(S.MakeVector)
+def lower_make_vector(node, ctx):
+    items = "".join(f"{{i{k}}}, " for k in range(len(node.inputs)))
+    return Inline(f"np.array([{items}], np.{np.dtype(node.op.dtype).name})", kind="shape")
+
+
+@register(M.Dot)
+def lower_dot(node, ctx):
+    return Inline(ctx.ref(rt_dot) + "({i0}, {i1}, {b0})", kind="blas", buffers=True)
+
+
+@register(S.Alloc)
+def lower_alloc(node, ctx):
+    lengths = "".join(f"{{i{k}}}, " for k in range(1, len(node.inputs)))
+    return Inline(ctx.ref(rt_alloc) + "({b0}, {i0}, (" + lengths + "))", kind="alloc", buffers=True)
+
+
+@register(S.Join)
+def lower_join(node, ctx):
+    items = "".join(f"{{i{k}}}, " for k in range(len(node.inputs)))
+    dt = np.dtype(node.outputs[0].dtype).name
+    return Inline(f"np.concatenate(({items}), axis={int(node.op.axis)}).astype(np.{dt}, copy=False)", kind="numpy")
+
+
+@register(S.ARange)
+def lower_arange(node, ctx):
+    dt = np.dtype(node.op.dtype).name
+    return Inline(f"np.arange({{i0}}.item(), {{i1}}.item(), {{i2}}.item()).astype(np.{dt})", kind="numpy")
+
+
+@register(S.Repeat)
+def lower_repeat(node, ctx):
+    return Inline(f"np.repeat({{i0}}, int({{i1}}), axis={node.op.axis!r})", kind="numpy")
+
+
+@register(M.Argmax)
+def lower_argmax(node, ctx):
+    return Inline(f"np.asarray(np.argmax({{i0}}, axis={node.op.axis!r}), dtype=np.int64)", kind="numpy")
+
+
+@register(S.SumToShape, ST.AdvancedSubtensor, ST.IncSubtensor, ST.AdvancedIncSubtensor)
+def _numpy(node, ctx):
+    """Ops whose numpy implementation is one library call (fancy indexing, ``np.add.at``):
+    the driver calls it directly."""
+    args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
+    expr = f"{ctx.ref(node.op)}.perform({ctx.ref(node)}, [{args}])"
+    return Inline(expr + ("[0]" if len(node.outputs) == 1 else ""), kind="numpy")
