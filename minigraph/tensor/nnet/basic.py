@@ -111,3 +111,40 @@ def categorical_crossentropy(coding_dist, true_dist):
 def binary_crossentropy(output, target):
     """-(target * log(output) + (1 - target) * log(1 - output))."""
     return M.neg(M.add(M.mul(target, M.log(output)), M.mul(M.sub(1, target), M.log(M.sub(1, output)))))
+
+
+@dataclass(frozen=True)
+class SoftmaxCrossEntropy(Op):
+    """``-log_softmax(x)[arange(n), y]``: the negative log-likelihood of integer labels ``y``
+    under a softmax over the rows of ``x``, computed stably (logsumexp with the max
+    subtracted).  The rewrites build it from the unfused graph; its gradient is
+    ``g[:, None] * (softmax(x) - onehot(y))``."""
+
+    def make_node(self, x, y) -> Apply:
+        x, y = as_tensor_variable(x), as_tensor_variable(y)
+        _check_float(self, x)
+        if x.ndim != 2 or y.ndim != 1 or np.dtype(y.dtype).kind not in "iu":
+            raise build_error(self, [x, y], "expects a matrix of logits and a vector of integer labels", TypeError)
+        n = x.type.shape[0] if x.type.shape[0] is not None else y.type.shape[0]
+        return Apply(self, [x, y], [TensorType(x.dtype, (n,))])
+
+    def perform(self, node, inputs):
+        x, y = inputs
+        if x.shape[0] != y.shape[0] or (y.size and (y.min() < 0 or y.max() >= x.shape[1])):
+            raise IndexError(f"{self}: labels of shape {y.shape} (range [{y.min() if y.size else 0}, "
+                             f"{y.max() if y.size else 0}]) do not fit logits of shape {x.shape}")
+        m = np.max(x, axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.sum(np.exp(x - m), axis=1))
+        return (np.asarray(lse - x[np.arange(x.shape[0]), y], dtype=node.outputs[0].dtype),)
+
+    def grad(self, inputs, outputs, output_grads):
+        from minigraph.tensor.basic import constant
+        from minigraph.tensor.shape_ops import dimshuffle
+        from minigraph.tensor.subtensor import ADV, AdvancedIncSubtensor
+
+        x, y = inputs
+        (g,) = output_grads
+        rows = arange(shape_i(x, 0))
+        # softmax(x) - onehot(y), then scaled row by row
+        diff = AdvancedIncSubtensor((ADV, ADV))(softmax(x), constant(-1, dtype=x.dtype), rows, y)
+        return [M.mul(dimshuffle(g, (0, "x")), diff), None]
