@@ -400,6 +400,10 @@ class Composite(ScalarOp):
     in_dtypes: tuple = ()
 
     @property
+    def nin(self) -> int:  # type: ignore[override]
+        return self.n_inputs
+
+    @property
     def nout(self) -> int:  # type: ignore[override]
         return len(self.outputs)
 
