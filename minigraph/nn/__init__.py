@@ -1,0 +1,11 @@
+"""``minigraph.nn``: layers that build symbolic graphs (dense, batch normalization, dropout,
+activations), the seed notes' MLP, optimizers that produce ``updates``, and a training loop."""
+from minigraph.nn.batchnorm import BatchNormalizationLayer
+from minigraph.nn.layers import ACTIVATIONS, Activation, BatchNorm, Dense, Dropout, Layer, glorot_uniform
+from minigraph.nn.model import MLP
+from minigraph.nn.optimizers import OPTIMIZERS, momentum, sgd
+from minigraph.nn.training import EpochRecord, History, Trainer, fit, minibatches
+from minigraph.nn.batchnorm import BatchNormalizationLayer  # noqa: F401  (the seed notes' layer)
+
+__all__ = ["BatchNormalizationLayer", "ACTIVATIONS", "Activation", "BatchNorm", "Dense", "Dropout", "Layer", "glorot_uniform", "MLP",
+           "OPTIMIZERS", "momentum", "sgd", "EpochRecord", "History", "Trainer", "fit", "minibatches"]
