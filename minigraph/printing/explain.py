@@ -16,7 +16,7 @@ import numpy as np
 from minigraph.graph.basic import Constant
 from minigraph.printing import cost
 from minigraph.printing.kernels import kernels_of
-from minigraph.printing.text import Namer, listing
+from minigraph.printing.text import Namer, canonical_namer
 
 
 @dataclass
@@ -164,8 +164,7 @@ def explain(f, *inputs) -> Explanation:
     if not hasattr(f, "fgraph"):
         raise TypeError(f"explain: expected a compiled function (mg.function(...)), got {type(f).__name__}")
     shape_of = variable_shapes(f, inputs)
-    namer = Namer()
-    listing(f, namer=namer, print_kernels=False)  # the names explain uses are the listing's names
+    namer = canonical_namer(f.fgraph.outputs, f.fgraph.inputs)  # the listing's names
     node_lines = _node_lines(f, namer)
     kernels = kernels_of(f)
     home: dict[int, int] = {}

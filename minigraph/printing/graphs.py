@@ -16,7 +16,7 @@ import tempfile
 
 from minigraph.graph.basic import Constant
 from minigraph.printing import cost
-from minigraph.printing.text import GraphView, Namer, constant_text, escape, root_kind, type_text
+from minigraph.printing.text import GraphView, canonical_namer, constant_text, escape, root_kind, type_text
 
 #: names the batch-norm op gives its statistics inside its inner graph
 STATISTICS_NAMES = ("mean", "var", "invstd")
@@ -38,7 +38,7 @@ class _Model:
     def __init__(self, obj, highlight=None):
         self.view = GraphView(obj)
         view = self.view
-        self.namer = Namer()
+        self.namer = canonical_namer(view.outputs, view.inputs)  # the listing's names
         self.nodes: list[dict] = []
         self.edges: list[dict] = []
         key_of: dict[int, str] = {}   # id(variable) -> node key

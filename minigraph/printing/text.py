@@ -91,6 +91,8 @@ class Namer:
     def __init__(self, reserved=()):
         self.names: dict[int, str] = {}
         self.used: set[str] = set(reserved)
+        #: names that fresh short names avoid but user names may still take
+        self.reserved: set[str] = set()
         self.counter = 0
         self._vars: dict[int, Variable] = {}  # keeps named variables alive so ids stay unique
 
@@ -99,7 +101,7 @@ class Namer:
         while True:
             s = _letters(self.counter, "a")
             self.counter += 1
-            if s not in self.used and not keyword.iskeyword(s):
+            if s not in self.used and s not in self.reserved and not keyword.iskeyword(s):
                 self.used.add(s)
                 return s
 
@@ -118,6 +120,15 @@ class Namer:
         self.names[id(v)] = name
         self._vars[id(v)] = v
         return name
+
+    def reserve_names(self, outputs, inputs=()) -> None:
+        """Keep the graph's own names (valid identifiers) away from the short names, so that a
+        fresh ``y`` never stands beside a user's ``y``."""
+        from minigraph.graph.basic import ancestors
+
+        for v in ancestors(as_list(outputs), stop_at=inputs):
+            if v.name and is_identifier(v.name) and id(v) not in self.names:
+                self.reserved.add(v.name)
 
     def original(self, v: Variable) -> str | None:
         """The escaped user name when the printed name differs from it, else None."""
@@ -197,6 +208,7 @@ def canonical_namer(outputs, inputs=()) -> Namer:
     """A Namer that has named the graph's variables in listing order (roots first, then each
     node's outputs in topological order): the names ``listing`` prints for this graph."""
     namer = Namer()
+    namer.reserve_names(outputs, inputs)
     for v in graph_inputs(outputs, stop_at=inputs):
         if not isinstance(v, Constant):
             namer(v)
@@ -222,7 +234,9 @@ def listing(outputs, namer: Namer | None = None, print_kernels: bool = True, mar
 
         mark = is_statistic
     view = GraphView(outputs)
-    namer = namer or Namer()
+    if namer is None:
+        namer = Namer()
+        namer.reserve_names(view.outputs, view.inputs)
     lines = []
     for v in view.roots():
         if isinstance(v, Constant):
@@ -362,7 +376,7 @@ def pp(var, names: bool = True) -> str:
 
     if not isinstance(var, Variable):
         raise TypeError(f"pp: expected a variable, got {type(var).__name__}")
-    memo: dict[int, tuple[str, int]] = {}
+    memo: dict[int, tuple] = {}  # id -> (text, precedence, binary op name or "")
 
     def wrap(item, need: bool) -> str:
         return f"({item[0]})" if need else item[0]
@@ -384,7 +398,8 @@ def pp(var, names: bool = True) -> str:
                 continue
             stack.pop()
             if id(u) not in memo:
-                memo[id(u)] = render(u)
+                item = render(u)
+                memo[id(u)] = item if len(item) == 3 else (item[0], item[1], "")
         return memo[id(v)]
 
     def render(v) -> tuple[str, int]:
@@ -406,10 +421,15 @@ def pp(var, names: bool = True) -> str:
                 parts = []
                 for k, a in enumerate(args):
                     first = k == 0
-                    need = a[1] < prec or (a[1] == prec and (not first if not right_assoc else first)
-                                           and name not in ("add", "mul"))
+                    if right_assoc:
+                        need = a[1] < prec or (a[1] == prec and first)
+                    elif first:
+                        need = a[1] < prec
+                    else:  # a later operand of equal precedence keeps its parentheses unless it is
+                        # the same associative op: a - (b - c), a * (b / c), but a + b + c
+                        need = a[1] < prec or (a[1] == prec and not (name in ("add", "mul") and a[2] == name))
                     parts.append(wrap(a, need))
-                return sym.join(parts), prec
+                return sym.join(parts), prec, name
             if name == "neg":
                 return "-" + wrap(args[0], args[0][1] < 3), 3
             if name.startswith("cast{"):
