@@ -1,0 +1,121 @@
+"""In-place marking: which results may overwrite a buffer instead of allocating one.
+
+Two representations, both read by the backends (the python reference ignores them):
+
+- ``Elemwise.inplace``: ``(output, input)`` pairs; the elementwise node writes that output
+  into that input's buffer.  Marked only where it is safe: the input has the output's shape
+  (same static lengths or the same symbolic lengths), dtype and broadcast pattern; it is
+  used by this node only, at one position, and is not a graph output; it is not a graph
+  input nor a constant; and it was made by an op that returns a fresh array (not a view
+  such as ``dimshuffle``, ``subtensor`` or ``reshape``, whose buffer belongs to another
+  variable).
+- ``FunctionGraph.inplace_updates``: a tuple of ``(output_index, input_index)`` pairs: the
+  update of a shared variable (the output) may be written into that shared variable's own
+  buffer (the input).  The node computing the update is an elementwise op reading the
+  shared variable, marked ``inplace`` on it.  Safe when every other reader of the shared
+  variable (directly or through views) is an ancestor of the update node, so it has run
+  before the buffer is overwritten, and the shared variable is not returned as an output.
+"""
+from __future__ import annotations
+
+from minigraph.graph.basic import Apply, Constant
+from minigraph.rewriting.framework import apply_replacement
+from minigraph.rewriting.shapes import shape_keys
+from minigraph.tensor import elemwise as E
+from minigraph.tensor import shape_ops as S
+from minigraph.tensor import subtensor as ST
+
+#: ops that return a fresh array, never a view of an input (a dimshuffle, subtensor,
+#: reshape or sum_to_shape may return a view; unknown ops are not trusted)
+_VIEW_OPS = (E.DimShuffle, ST.Subtensor, S.Reshape, S.SumToShape)
+
+
+def _fresh(v) -> bool:
+    from minigraph.tensor import math as M
+    from minigraph.tensor.nnet import basic as NN
+
+    fresh_ops = (E.Elemwise, M.Reduce, M.FusedReduce, M.Dot, S.Alloc, S.Join, S.Repeat, ST.IncSubtensor,
+                 ST.AdvancedIncSubtensor, ST.AdvancedSubtensor, NN.Softmax, NN.LogSoftmax, NN.SoftmaxCrossEntropy)
+    node = v.owner
+    return node is not None and isinstance(node.op, fresh_ops)
+
+
+def _mark(fgraph, log, node, pairs, rule) -> bool:
+    op = E.Elemwise(node.op.scalar_op, inplace=tuple(pairs))
+    # same inputs, same output types: no need to infer them again
+    new = Apply(op, list(node.inputs), [o.type for o in node.outputs], trace=node.trace)
+    return apply_replacement(fgraph, log, rule, list(zip(node.outputs, new.outputs)))
+
+
+def _readers(fgraph, v):
+    """Nodes that read ``v`` directly or through views; None if ``v`` (or a view) is an output."""
+    found, stack = [], [v]
+    while stack:
+        u = stack.pop()
+        for client, _ in fgraph.clients.get(u, ()):
+            if client == "output":
+                return None
+            found.append(client)
+            if isinstance(client.op, _VIEW_OPS):
+                stack.extend(client.outputs)
+    return found
+
+
+def _ancestors(node) -> set:
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        for i in n.inputs:
+            o = i.owner
+            if o is not None and o not in seen:
+                seen.add(o)
+                stack.append(o)
+    return seen
+
+
+def inplace(fgraph, log) -> int:
+    """Mark shared-variable updates and dead elementwise inputs for in-place computation."""
+    keys = shape_keys(fgraph)
+    changes = 0
+    updates = []
+    graph_inputs = set(fgraph.inputs)
+    # updates of shared variables first: they are the big win (no new weight buffer per step)
+    for out_index, in_index in sorted(fgraph.update_map.items()):
+        shared = fgraph.inputs[in_index]
+        value = fgraph.outputs[out_index]
+        node = value.owner
+        if node is None or not isinstance(node.op, E.Elemwise) or node.op.inplace or len(node.outputs) != 1:
+            continue
+        if fgraph.outputs.count(value) != 1 or value.type != shared.type:
+            continue
+        positions = [i for i, v in enumerate(node.inputs) if v is shared]
+        if len(positions) != 1 or not keys.same_shape(shared, value):
+            continue
+        readers = _readers(fgraph, shared)
+        if readers is None:
+            continue
+        before = _ancestors(node)
+        if any(r is not node and r not in before for r in readers):
+            continue
+        if _mark(fgraph, log, node, [(0, positions[0])], "inplace_update"):
+            changes += 1
+            updates.append((out_index, in_index))
+    fgraph.inplace_updates = tuple(updates)
+    for node in fgraph.toposort():
+        if node not in fgraph.nodes or not isinstance(node.op, E.Elemwise) or node.op.inplace:
+            continue
+        pairs, used = [], set()
+        for o, out in enumerate(node.outputs):
+            for i, inp in enumerate(node.inputs):
+                if i in used or isinstance(inp, Constant) or inp in graph_inputs or not _fresh(inp):
+                    continue
+                if inp.type != out.type or len(fgraph.clients.get(inp, ())) != 1:
+                    continue
+                if not keys.same_shape(inp, out):
+                    continue
+                pairs.append((o, i))
+                used.add(i)
+                break
+        if pairs and _mark(fgraph, log, node, pairs, "inplace_elemwise"):
+            changes += 1
+    return changes

@@ -1,0 +1,294 @@
+"""Shape simplification.
+
+The core of this module is ``ShapeKeys``: for a variable ``v`` and an axis ``d`` it names
+the run-time length symbolically, as an int when it is static or as ``("dim", root, j)``
+("the length of axis ``j`` of ``root``") by following the length back through the ops that
+keep it (elementwise, dimshuffle, reductions, dot, alloc, ...).  Two lengths with the same
+key are equal at run time, which is what lets the rules below drop work:
+
+- ``local_shape_constant``: a shape or length known statically becomes a constant;
+- ``local_shape_i_canonical``: ``shape_i`` of an intermediate becomes ``shape_i`` of the
+  root variable that fixes the length (so that they all merge into one node);
+- ``local_useless_sum_to_shape``: the gradient's run-time ``SumToShape`` disappears when
+  the gradient already has the target's shape;
+- ``local_useless_alloc`` / ``local_alloc_in_elemwise``: a broadcast copy (``alloc``) that
+  another operand of an elementwise op already broadcasts is dropped;
+- ``local_sum_of_broadcast``: a sum over a broadcast axis becomes a multiplication by its
+  length; a sum over static length-1 axes becomes a dimshuffle;
+- ``local_dimshuffle_chain`` / ``local_reshape_chain``: chains collapse, identities vanish.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minigraph.graph.basic import Constant, Variable
+from minigraph.rewriting.framework import local_rule
+from minigraph.rewriting.utils import pad_to, scalar_op
+from minigraph.tensor import elemwise as E
+from minigraph.tensor import math as M
+from minigraph.tensor import shape_ops as S
+from minigraph.tensor.basic import constant
+
+
+class ShapeKeys:
+    """Symbolic names for run-time lengths (memoized for one run of the pipeline)."""
+
+    def __init__(self):
+        self.memo: dict[tuple, object] = {}
+
+    def length_key(self, s: Variable):
+        """The key of an integer scalar used as a length (``shape_i``, a constant, ...)."""
+        while s.owner is not None and isinstance(s.owner.op, E.Elemwise) and isinstance(s.owner.op.scalar_op, E.Cast) \
+                and np.dtype(s.owner.inputs[0].dtype).kind in "iu":
+            s = s.owner.inputs[0]
+        if isinstance(s, Constant):
+            return int(np.asarray(s.data))
+        node = s.owner
+        if node is not None and isinstance(node.op, S.ShapeI):
+            return self.dim_key(node.inputs[0], node.op.i)
+        return ("len", s)
+
+    def _rule(self, v: Variable, d: int):
+        """(dependencies, how to combine their keys) for the length of axis ``d`` of ``v``."""
+        static = v.type.shape[d]
+        if static is not None:
+            return [], lambda: static
+        node = v.owner
+        own = ("dim", v, d)
+        if node is None:
+            return [], lambda: own
+        op = node.op
+        ins = node.inputs
+        if isinstance(op, (E.Elemwise, M.FusedReduce)):
+            axis = d
+            if isinstance(op, M.FusedReduce):
+                kept = [a for a in range(ins[0].ndim) if a not in op.axis]
+                axis = kept[d]
+            deps = [(i, axis) for i in ins if i.type.shape[axis] != 1]
+
+            def combine():
+                keys = {self._keyid(self.memo[(i, axis)]) for i, _ in deps}
+                if len(keys) == 1:
+                    return self.memo[deps[0]]
+                return own
+            return deps, combine
+        if isinstance(op, E.DimShuffle):
+            o = op.new_order[d]
+            return [(ins[0], o)], lambda: self.memo[(ins[0], o)]
+        if isinstance(op, M.Reduce):
+            kept = [a for a in range(ins[0].ndim) if a not in op.axis]
+            return [(ins[0], kept[d])], lambda: self.memo[(ins[0], kept[d])]
+        if isinstance(op, M.Dot):
+            x, y = ins
+            src = (x, d) if (x.ndim == 2 and d == 0) else (y, y.ndim - 1)
+            return [src], lambda: self.memo[src]
+        if isinstance(op, (S.Alloc, S.SumToShape)):
+            lead = len(ins) - 1 - v.ndim
+            return [], lambda: self.length_key(ins[1 + lead + d])
+        if type(op).__name__ in ("Softmax", "LogSoftmax", "IncSubtensor", "AdvancedIncSubtensor") \
+                or (type(op).__name__ == "SoftmaxCrossEntropy" and d == 0):
+            return [(ins[0], d)], lambda: self.memo[(ins[0], d)]
+        return [], lambda: own
+
+    @staticmethod
+    def _keyid(key):
+        if isinstance(key, tuple):
+            return (key[0], id(key[1])) + key[2:]
+        return key
+
+    def dim_key(self, v: Variable, d: int):
+        """The key of the length of axis ``d`` of ``v``."""
+        top = (v, d)
+        if top in self.memo:
+            return self.memo[top]
+        stack = [top]
+        while stack:
+            item = stack[-1]
+            if item in self.memo:
+                stack.pop()
+                continue
+            deps, combine = self._rule(*item)
+            missing = [x for x in deps if x not in self.memo]
+            if missing:
+                stack.extend(missing)
+                continue
+            stack.pop()
+            self.memo[item] = combine()
+        return self.memo[top]
+
+    def same_length(self, a, b) -> bool:
+        """Two keys name the same run-time length."""
+        return self._keyid(a) == self._keyid(b)
+
+    def same_shape(self, u: Variable, v: Variable) -> bool:
+        """``u`` and ``v`` have the same shape at run time."""
+        return u.ndim == v.ndim and all(self.same_length(self.dim_key(u, d), self.dim_key(v, d))
+                                        for d in range(u.ndim))
+
+
+def shape_keys(fgraph) -> ShapeKeys:
+    """The pipeline's ShapeKeys (kept on the FunctionGraph while rewriting)."""
+    keys = fgraph.__dict__.get("_shape_keys")
+    if keys is None:
+        keys = fgraph.__dict__["_shape_keys"] = ShapeKeys()
+    return keys
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+@local_rule("local_shape_constant", S.Shape, S.ShapeI)
+def local_shape_constant(fgraph, node):
+    x = node.inputs[0]
+    if isinstance(node.op, S.ShapeI):
+        s = x.type.shape[node.op.i]
+        return None if s is None else [constant(np.asarray(s, dtype="int64"))]
+    if None in x.type.shape:
+        return None
+    return [constant(np.asarray(x.type.shape, dtype="int64"))]
+
+
+@local_rule("local_shape_i_canonical", S.ShapeI)
+def local_shape_i_canonical(fgraph, node):
+    key = shape_keys(fgraph).dim_key(node.inputs[0], node.op.i)
+    if isinstance(key, int):
+        return [constant(np.asarray(key, dtype="int64"))]
+    if key[0] != "dim":
+        return None
+    root, j = key[1], key[2]
+    if root is node.inputs[0] or root not in fgraph.clients:
+        return None
+    return [S.ShapeI(j)(root)]
+
+
+@local_rule("local_useless_sum_to_shape", S.SumToShape)
+def local_useless_sum_to_shape(fgraph, node):
+    keys = shape_keys(fgraph)
+    g, *lengths = node.inputs
+    for d, s in enumerate(lengths):
+        target = keys.length_key(s)
+        have = keys.dim_key(g, d)
+        # an axis is summed only where the target is 1 and g's length is not
+        if not (keys.same_length(target, have) or (isinstance(target, int) and target != 1)):
+            return None
+    return [g]
+
+
+@local_rule("local_useless_alloc", S.Alloc)
+def local_useless_alloc(fgraph, node):
+    value, *lengths = node.inputs
+    out = node.outputs[0]
+    if value.ndim != out.ndim or value.dtype != out.dtype:
+        return None
+    keys = shape_keys(fgraph)
+    if all(keys.same_length(keys.dim_key(value, d), keys.length_key(s)) for d, s in enumerate(lengths)):
+        return [value]
+    return None
+
+
+@local_rule("local_alloc_in_elemwise", E.Elemwise)
+def local_alloc_in_elemwise(fgraph, node):
+    if node.op.inplace:
+        return None
+    keys = shape_keys(fgraph)
+    ins = node.inputs
+    for k, inp in enumerate(ins):
+        a = inp.owner
+        if a is None or not isinstance(a.op, S.Alloc) or inp.ndim != node.outputs[0].ndim:
+            continue
+        value, *lengths = a.inputs
+        others = [x for j, x in enumerate(ins) if j != k]
+        if not others:
+            continue
+        ok = True
+        for d, s in enumerate(lengths):
+            want = keys.length_key(s)
+            if not any(keys.same_length(keys.dim_key(x, d), want) for x in others):
+                # a length-1 axis needs no cover when the value already has length 1 there
+                padded = (1,) * (inp.ndim - value.ndim) + value.type.shape
+                if not (want == 1 and padded[d] == 1):
+                    ok = False
+                    break
+        if not ok:
+            continue
+        new_ins = list(ins)
+        new_ins[k] = pad_to(value, inp.ndim)
+        new = E.Elemwise(node.op.scalar_op)(*new_ins)
+        return new if isinstance(new, list) else [new]
+    return None
+
+
+@local_rule("local_sum_of_broadcast", M.Sum)
+def local_sum_of_broadcast(fgraph, node):
+    x = node.inputs[0]
+    out = node.outputs[0]
+    axes = node.op.axis
+    if out.dtype != x.dtype:
+        return None
+    # a sum over static length-1 axes only: drop them
+    if all(x.type.shape[a] == 1 for a in axes):
+        return [E.DimShuffle(tuple(d for d in range(x.ndim) if d not in axes), x.ndim)(x)]
+    a = x.owner
+    if a is None or not isinstance(a.op, S.Alloc):
+        return None
+    keys = shape_keys(fgraph)
+    value, *lengths = a.inputs
+    pv = pad_to(value, x.ndim)
+    for d in range(x.ndim):
+        if d not in axes and not keys.same_length(keys.dim_key(pv, d), keys.length_key(lengths[d])):
+            return None  # the result itself would still need broadcasting
+    bcast = [d for d in axes if pv.type.shape[d] == 1]
+    real = [d for d in axes if pv.type.shape[d] != 1]
+    if not bcast:
+        return None
+    s = M.Sum(tuple(real))(pv) if real else pv
+    rest = [d for d in range(x.ndim) if d not in real]  # axes of s, by original index
+    s = E.DimShuffle(tuple(i for i, d in enumerate(rest) if d not in bcast), len(rest))(s)
+    factors = [lengths[d] for d in bcast]
+    n = factors[0] if len(factors) == 1 else M.mul(*factors)
+    # sum of n copies = value * n (up to rounding: one multiplication instead of n - 1 additions)
+    return [M.mul(s, M.cast(n, out.dtype))]
+
+
+@local_rule("local_dimshuffle_chain", E.DimShuffle)
+def local_dimshuffle_chain(fgraph, node):
+    x = node.inputs[0]
+    order = node.op.new_order
+    inner = x.owner
+    if inner is not None and isinstance(inner.op, E.DimShuffle):
+        base = inner.inputs[0]
+        composed = tuple("x" if o == "x" else inner.op.new_order[o] for o in order)
+        if composed == tuple(range(base.ndim)):
+            return [base]
+        return [E.DimShuffle(composed, base.ndim)(base)]
+    if order == tuple(range(x.ndim)):
+        return [x]
+    return None
+
+
+@local_rule("local_reshape_chain", S.Reshape)
+def local_reshape_chain(fgraph, node):
+    x, shp = node.inputs
+    out = node.outputs[0]
+    if x.owner is not None and isinstance(x.owner.op, S.Reshape):
+        return [S.Reshape(node.op.ndim)(x.owner.inputs[0], shp)]
+    if x.ndim == out.ndim and None not in x.type.shape and x.type.shape == out.type.shape:
+        return [x]
+    keys = shape_keys(fgraph)
+    node_s = shp.owner
+    if x.ndim == out.ndim and node_s is not None and isinstance(node_s.op, S.MakeVector):
+        if all(keys.same_length(keys.dim_key(x, d), keys.length_key(s)) for d, s in enumerate(node_s.inputs)):
+            return [x]
+    return None
+
+
+@local_rule("local_useless_elemwise_cast", E.Elemwise)
+def local_useless_cast(fgraph, node):
+    op = scalar_op(node.outputs[0])
+    if isinstance(op, (E.Cast, E.Identity)) and node.inputs[0].type == node.outputs[0].type:
+        return [node.inputs[0]]
+    return None
+
+
+SHAPE_RULES = [local_shape_constant, local_shape_i_canonical, local_useless_sum_to_shape, local_useless_alloc,
+               local_alloc_in_elemwise, local_sum_of_broadcast, local_dimshuffle_chain, local_reshape_chain,
+               local_useless_cast]
