@@ -150,8 +150,15 @@ def _demo(args) -> int:
     return 0
 
 
+def add_inspect(sub) -> None:
+    """``minigraph inspect`` and ``minigraph explain`` (defined in minigraph.printing.commands)."""
+    from minigraph.printing.commands import add_inspect_commands
+
+    add_inspect_commands(sub)
+
+
 #: the subcommands, in --help order
-SUBCOMMANDS = [add_train, add_demo]
+SUBCOMMANDS = [add_train, add_demo, add_inspect]
 
 
 def build_parser() -> argparse.ArgumentParser:
