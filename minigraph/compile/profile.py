@@ -3,11 +3,19 @@
 Backends report each kernel's run with ``Profile.record(key, seconds)`` and each whole call
 with ``Profile.record_call(seconds)``.  A key names one kernel; by convention it reads
 ``"<name> = <what it computes>"`` (the python backend uses the listing's names:
-``"c = mul"``), and ``summary(by="op")`` groups kernels on the part after ``" = "``.
+``"c = mul"``; the numba backend ``"k3 reduce sum{axis=0}"``), and ``summary(by="op")``
+groups kernels on the op part (after ``" = "``, without a leading kernel label).
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+
+
+def _op_of(key: str) -> str:
+    """The op part of a kernel key: ``"c = mul"`` -> ``"mul"``, ``"k3 reduce sum{axis=0}"`` ->
+    ``"reduce sum{axis=0}"``."""
+    return re.sub(r"^k\d+\s+", "", key.split(" = ", 1)[-1])
 
 
 class Profile:
@@ -45,7 +53,7 @@ class Profile:
         calls: dict[str, int] = defaultdict(int)
         seconds: dict[str, float] = defaultdict(float)
         for key in self.seconds:
-            group = key.split(" = ", 1)[-1] if by == "op" else key
+            group = _op_of(key) if by == "op" else key
             calls[group] += self.calls[key]
             seconds[group] += self.seconds[key]
         return sorted(((k, calls[k], seconds[k]) for k in seconds), key=lambda r: (-r[2], r[0]))

@@ -118,18 +118,21 @@ def human_count(n) -> str:
     return str(n)
 
 
-def variable_shapes(f, inputs=()) -> dict[int, tuple]:
+def variable_shapes(f, inputs=(), nodes=None) -> dict[int, tuple]:
     """id(variable) -> shape for every variable of ``f``'s graph.
 
-    With ``inputs`` (arrays, or shapes as tuples of ints, one per input of ``f``), the graph
-    is run once by the reference interpreter and the shapes are measured; without them the
-    static shapes of the types are used (None where a length is unknown).
+    With ``inputs`` (arrays, or shapes as tuples of ints, one per input of ``f``), the nodes
+    (``nodes``: those that run, in order; default the graph's) are run once by their numpy
+    ``perform`` and the shapes measured; without them the static shapes of the types are
+    used (None where a length is unknown).
     """
     fg = f.fgraph
+    nodes = fg.toposort() if nodes is None else nodes
     shapes: dict[int, tuple] = {}
     if not inputs:
-        for v in fg.variables():
-            shapes[id(v)] = tuple(v.type.shape)
+        for node in nodes:
+            for v in list(node.inputs) + list(node.outputs):
+                shapes[id(v)] = tuple(v.type.shape)
         return shapes
     if len(inputs) != len(f.inputs):
         raise TypeError(f"explain: expected {len(f.inputs)} inputs (arrays or shapes), got {len(inputs)}")
@@ -141,18 +144,15 @@ def variable_shapes(f, inputs=()) -> dict[int, tuple]:
     for var in fg.inputs[len(f.inputs):]:
         values[id(var)] = var.get_value(borrow=True)
     with np.errstate(all="ignore"):
-        for node in fg.toposort():
-            args = []
-            for v in node.inputs:
-                args.append(v.data if isinstance(v, Constant) else values[id(v)])
+        for node in nodes:
+            args = [v.data if isinstance(v, Constant) else values[id(v)] for v in node.inputs]
             for v, out in zip(node.outputs, node.op.perform(node, args)):
                 values[id(v)] = out
-    for key, value in values.items():
-        shapes[key] = tuple(np.shape(value))
-    for v in fg.variables():
-        if isinstance(v, Constant):
-            shapes[id(v)] = tuple(np.shape(v.data))
-    return shapes
+    for node in nodes:
+        for v in node.inputs:
+            if isinstance(v, Constant):
+                values[id(v)] = v.data
+    return {key: tuple(np.shape(value)) for key, value in values.items()}
 
 
 def explain(f, *inputs) -> Explanation:
@@ -163,19 +163,19 @@ def explain(f, *inputs) -> Explanation:
     """
     if not hasattr(f, "fgraph"):
         raise TypeError(f"explain: expected a compiled function (mg.function(...)), got {type(f).__name__}")
-    shape_of = variable_shapes(f, inputs)
-    namer = canonical_namer(f.fgraph.outputs, f.fgraph.inputs)  # the listing's names
-    node_lines = _node_lines(f, namer)
     kernels = kernels_of(f)
+    # the nodes that run: the backend may have replaced composite nodes by their inner graph
+    run_nodes = [node for k in kernels for node in k.nodes]
+    shape_of = variable_shapes(f, inputs, run_nodes)
+    namer = canonical_namer(f.fgraph.outputs, f.fgraph.inputs)  # the listing's names
     home: dict[int, int] = {}
     for k in kernels:
         for node in k.nodes:
             home[id(node)] = k.index
     consumers: dict[int, set] = {}
-    for node in f.fgraph.toposort():
+    for node in run_nodes:
         for v in node.inputs:
-            consumers.setdefault(id(v), set()).add(home.get(id(node), -1))
-    returned = {id(v) for v in f.fgraph.outputs}
+            consumers.setdefault(id(v), set()).add(home[id(node)])
 
     def shape(v):
         return shape_of.get(id(v), tuple(v.type.shape))
@@ -201,14 +201,14 @@ def explain(f, *inputs) -> Explanation:
             if cost.is_view(node):
                 continue
             for o in node.outputs:
-                outside = consumers.get(id(o), set()) - {k.index}
-                if outside or id(o) in returned:
+                # written unless only this kernel uses it (an output nobody reads is a result)
+                if consumers.get(id(o), set()) != {k.index}:
                     writes[namer(o)] = size(o)
         flop = _total(cost.flops(n, shape) for n in k.nodes)
         largest = max(reads, key=lambda n: (reads[n] or 0), default=None)
         passes = k.passes if k.passes is not None else (per_var_readers.get(largest, 0) if largest else 0)
-        kind = k.kind or (cost.node_kind(k.nodes[0]) if len(k.nodes) == 1 else "kernel")
-        rows.append(KernelRow(k.label, kind, [node_lines[id(n)] for n in k.nodes], _total(reads.values()),
+        kind = cost.node_kind(k.nodes[0]) if len(k.nodes) == 1 else (k.kind or "kernel")
+        rows.append(KernelRow(k.label, kind, [_node_line(n, namer) for n in k.nodes], _total(reads.values()),
                               _total(writes.values()), flop, int(passes), largest,
                               reads.get(largest) if largest else None, reads, writes))
     return Explanation(rows, getattr(f, "mode", "?"), "example inputs" if inputs else "static types")
@@ -222,10 +222,7 @@ def _through_views(v):
     return v
 
 
-def _node_lines(f, namer: Namer) -> dict[int, str]:
-    out = {}
-    for node in f.fgraph.toposort():
-        outs = ", ".join(namer(o) for o in node.outputs)
-        args = ", ".join(namer.ref(i) for i in node.inputs)
-        out[id(node)] = f"{outs} = {node.op}({args}) :: {', '.join(str(o.type) for o in node.outputs)}"
-    return out
+def _node_line(node, namer: Namer) -> str:
+    outs = ", ".join(namer(o) for o in node.outputs)
+    args = ", ".join(namer.ref(i) for i in node.inputs)
+    return f"{outs} = {node.op}({args}) :: {', '.join(str(o.type) for o in node.outputs)}"
