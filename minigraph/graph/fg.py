@@ -154,8 +154,9 @@ class FunctionGraph:
                     except ValueError:
                         pass
                 self.clients.setdefault(new, []).append((client, i))
-        for old, _, _ in moves:
+        for old, new, _ in moves:
             self._prune(old)
+            self._prune(new)  # a replacement nobody uses (an unused output) is not kept
         self._order = None
 
     def __len__(self) -> int:

@@ -28,13 +28,39 @@ from minigraph.tensor import elemwise as E
 from minigraph.tensor import math as M
 from minigraph.tensor import shape_ops as S
 from minigraph.tensor.basic import constant
+from minigraph.tensor.subtensor import Subtensor
 
 
 class ShapeKeys:
     """Symbolic names for run-time lengths (memoized for one run of the pipeline)."""
 
-    def __init__(self):
+    def __init__(self, fgraph=None):
         self.memo: dict[tuple, object] = {}
+        self.parent: dict = {}
+        # a matrix product only runs when the inner lengths agree, so they name one length
+        for node in (fgraph.toposort() if fgraph is not None else ()):
+            if isinstance(node.op, M.Dot):
+                x, y = node.inputs
+                self._union(self.dim_key(x, x.ndim - 1), self.dim_key(y, 0))
+
+    def _find(self, k):
+        k = self._keyid(k)
+        while k in self.parent:
+            k = self.parent[k]
+        return k
+
+    def _union(self, a, b) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb or (isinstance(ra, int) and isinstance(rb, int)):
+            return
+        if isinstance(ra, int):  # a static length represents its class
+            ra, rb = rb, ra
+        self.parent[ra] = rb
+
+    def static(self, key) -> int | None:
+        """The static length a key is known to equal, if any."""
+        k = self._find(key)
+        return k if isinstance(k, int) else None
 
     def length_key(self, s: Variable):
         """The key of an integer scalar used as a length (``shape_i``, a constant, ...)."""
@@ -46,6 +72,9 @@ class ShapeKeys:
         node = s.owner
         if node is not None and isinstance(node.op, S.ShapeI):
             return self.dim_key(node.inputs[0], node.op.i)
+        src = _shape_entry(s)
+        if src is not None:
+            return self.dim_key(*src)
         return ("len", s)
 
     def _rule(self, v: Variable, d: int):
@@ -67,7 +96,7 @@ class ShapeKeys:
             deps = [(i, axis) for i in ins if i.type.shape[axis] != 1]
 
             def combine():
-                keys = {self._keyid(self.memo[(i, axis)]) for i, _ in deps}
+                keys = {self._find(self.memo[(i, axis)]) for i, _ in deps}
                 if len(keys) == 1:
                     return self.memo[deps[0]]
                 return own
@@ -85,9 +114,10 @@ class ShapeKeys:
         if isinstance(op, (S.Alloc, S.SumToShape)):
             lead = len(ins) - 1 - v.ndim
             return [], lambda: self.length_key(ins[1 + lead + d])
-        if type(op).__name__ in ("Softmax", "LogSoftmax", "IncSubtensor", "AdvancedIncSubtensor") \
-                or (type(op).__name__ == "SoftmaxCrossEntropy" and d == 0):
+        if type(op).__name__ in ("Softmax", "LogSoftmax", "IncSubtensor", "AdvancedIncSubtensor"):
             return [(ins[0], d)], lambda: self.memo[(ins[0], d)]
+        if type(op).__name__ == "SoftmaxCrossEntropy":  # one label per row (checked when it runs)
+            return [(ins[1], 0)], lambda: self.memo[(ins[1], 0)]
         return [], lambda: own
 
     @staticmethod
@@ -118,7 +148,7 @@ class ShapeKeys:
 
     def same_length(self, a, b) -> bool:
         """Two keys name the same run-time length."""
-        return self._keyid(a) == self._keyid(b)
+        return self._find(a) == self._find(b)
 
     def same_shape(self, u: Variable, v: Variable) -> bool:
         """``u`` and ``v`` have the same shape at run time."""
@@ -126,11 +156,23 @@ class ShapeKeys:
                                         for d in range(u.ndim))
 
 
+def _shape_entry(s):
+    """(v, i) when ``s`` is ``shape(v)[i]``, else None."""
+    node = s.owner
+    if node is None or not isinstance(node.op, Subtensor) or len(node.inputs) != 1 or len(node.op.idx) != 1:
+        return None
+    i, src = node.op.idx[0], node.inputs[0].owner
+    if isinstance(i, int) and src is not None and isinstance(src.op, S.Shape):
+        v = src.inputs[0]
+        return (v, i % v.ndim) if -v.ndim <= i < v.ndim else None
+    return None
+
+
 def shape_keys(fgraph) -> ShapeKeys:
     """The pipeline's ShapeKeys (kept on the FunctionGraph while rewriting)."""
     keys = fgraph.__dict__.get("_shape_keys")
     if keys is None:
-        keys = fgraph.__dict__["_shape_keys"] = ShapeKeys()
+        keys = fgraph.__dict__["_shape_keys"] = ShapeKeys(fgraph)
     return keys
 
 
@@ -147,11 +189,18 @@ def local_shape_constant(fgraph, node):
     return [constant(np.asarray(x.type.shape, dtype="int64"))]
 
 
+@local_rule("local_shape_subtensor", Subtensor)
+def local_shape_subtensor(fgraph, node):
+    src = _shape_entry(node.outputs[0])
+    return None if src is None else [S.shape_i(*src)]
+
+
 @local_rule("local_shape_i_canonical", S.ShapeI)
 def local_shape_i_canonical(fgraph, node):
-    key = shape_keys(fgraph).dim_key(node.inputs[0], node.op.i)
-    if isinstance(key, int):
-        return [constant(np.asarray(key, dtype="int64"))]
+    keys = shape_keys(fgraph)
+    key = keys.dim_key(node.inputs[0], node.op.i)
+    if keys.static(key) is not None:
+        return [constant(np.asarray(keys.static(key), dtype="int64"))]
     if key[0] != "dim":
         return None
     root, j = key[1], key[2]
@@ -168,7 +217,8 @@ def local_useless_sum_to_shape(fgraph, node):
         target = keys.length_key(s)
         have = keys.dim_key(g, d)
         # an axis is summed only where the target is 1 and g's length is not
-        if not (keys.same_length(target, have) or (isinstance(target, int) and target != 1)):
+        static = keys.static(target)
+        if not (keys.same_length(target, have) or (static is not None and static != 1)):
             return None
     return [g]
 
@@ -205,7 +255,7 @@ def local_alloc_in_elemwise(fgraph, node):
             if not any(keys.same_length(keys.dim_key(x, d), want) for x in others):
                 # a length-1 axis needs no cover when the value already has length 1 there
                 padded = (1,) * (inp.ndim - value.ndim) + value.type.shape
-                if not (want == 1 and padded[d] == 1):
+                if not (keys.static(want) == 1 and padded[d] == 1):
                     ok = False
                     break
         if not ok:
@@ -289,6 +339,6 @@ def local_useless_cast(fgraph, node):
     return None
 
 
-SHAPE_RULES = [local_shape_constant, local_shape_i_canonical, local_useless_sum_to_shape, local_useless_alloc,
+SHAPE_RULES = [local_shape_constant, local_shape_subtensor, local_shape_i_canonical, local_useless_sum_to_shape, local_useless_alloc,
                local_alloc_in_elemwise, local_sum_of_broadcast, local_dimshuffle_chain, local_reshape_chain,
                local_useless_cast]

@@ -27,7 +27,7 @@ from minigraph.tensor import elemwise as E
 from minigraph.tensor import math as M
 from minigraph.tensor import shape_ops as S
 from minigraph.tensor.nnet import basic as NN
-from minigraph.tensor.subtensor import ADV, AdvancedIncSubtensor, AdvancedSubtensor
+from minigraph.tensor.subtensor import ADV, SYM, AdvancedIncSubtensor, AdvancedSubtensor, Subtensor
 
 
 def _is(v, cls) -> bool:
@@ -51,29 +51,42 @@ def local_log_of_indexed_softmax(fgraph, node):
     return None
 
 
-def _is_row_range(fgraph, rows, x) -> bool:
-    """``rows`` is ``arange(0, n, 1)`` with ``n`` the number of rows of ``x``."""
+def _row_range_length(rows):
+    """``n`` when ``rows`` is ``arange(0, n, 1)``, else None."""
     while is_elemwise(rows, E.Cast):
         rows = rows.owner.inputs[0]
     if not _is(rows, S.ARange):
-        return False
+        return None
     start, stop, step = rows.owner.inputs
     if const_scalar(start) != 0 or const_scalar(step) != 1:
-        return False
-    keys = shape_keys(fgraph)
-    return keys.same_length(keys.length_key(stop), keys.dim_key(x, 0))
+        return None
+    return stop
 
 
 @local_rule("local_softmax_nll", AdvancedSubtensor)
 def local_softmax_nll(fgraph, node):
+    """``log_softmax(x)[arange(n), y]`` -> ``-softmax_cross_entropy(x, y)``.
+
+    With ``n`` the number of rows of ``x``, the fused op takes ``x`` whole; with ``n`` the
+    number of labels, it takes the first ``n`` rows (as the indexing does).  The fused op
+    wants one label per row: a single label broadcast over all rows (``y`` of length 1)
+    raises a clear error there instead of broadcasting."""
     lsm, *arrays = node.inputs
     if node.op.idx != (ADV, ADV) or not _is(lsm, NN.LogSoftmax) or lsm.ndim != 2:
         return None
     x = lsm.owner.inputs[0]
     rows, y = arrays
-    if lsm.owner.op.axis not in (-1, 1) or y.ndim != 1 or not _is_row_range(fgraph, rows, x):
+    n = _row_range_length(rows)
+    if lsm.owner.op.axis not in (-1, 1) or y.ndim != 1 or n is None:
         return None
-    return [M.neg(NN.SoftmaxCrossEntropy()(x, y))]
+    keys = shape_keys(fgraph)
+    n_key = keys.length_key(n)
+    if keys.same_length(n_key, keys.dim_key(x, 0)):
+        return [M.neg(NN.SoftmaxCrossEntropy()(x, y))]
+    if keys.same_length(n_key, keys.dim_key(y, 0)):
+        first = Subtensor((("slice", None, SYM, None),))(x, M.cast(n, "int64"))
+        return [M.neg(NN.SoftmaxCrossEntropy()(first, y))]
+    return None
 
 
 @local_rule("local_log_sigmoid", E.Log)
