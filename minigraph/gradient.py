@@ -36,7 +36,8 @@ def _needs_unbroadcast(op) -> bool:
 
 def _relevant(cost_outputs: Sequence[Variable], wrt: Sequence[Variable], stop: set[int]):
     """Nodes on a path from some ``wrt`` to the cost, in topological order."""
-    nodes = toposort(cost_outputs, stop_at=[v for v in wrt if v.owner is not None])
+    # no stop at an intermediate wrt: another wrt may lie below it (grad(cost, [h, x]), h = f(x))
+    nodes = toposort(cost_outputs)
     depends: set[int] = {id(v) for v in wrt}
     on_path = []
     for node in nodes:
@@ -158,19 +159,25 @@ def verify_grad(fn, points, n_tests=2, rng=None, eps=None, abs_tol=None, rel_tol
 
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     points = [np.asarray(p) for p in points]
-    dtype = np.result_type(*[p.dtype for p in points])
+    floats = [p.dtype for p in points if p.dtype.kind == "f"]
+    dtype = np.result_type(*floats) if floats else np.dtype("float64")
     eps = eps if eps is not None else (1e-7 if dtype == np.float64 else 3e-3)
     tol = 1e-4 if dtype == np.float64 else 1e-2
     abs_tol = tol if abs_tol is None else abs_tol
     rel_tol = tol if rel_tol is None else rel_tol
     xs = [tensor(p.dtype, (None,) * p.ndim, name=f"x{i}") for i, p in enumerate(points)]
     out = fn(*xs)
-    out_value = mg.function(xs, out, mode=mode)(*points)
+    out_value = mg.function(xs, out, mode=mode, on_unused_input="ignore")(*points)
     for _ in range(n_tests):
         u = rng.standard_normal(np.shape(out_value)).astype(out.dtype)
         cost = M.sum(M.mul(out, u))
-        f = mg.function(xs, cost, mode=mode)
-        gs = mg.function(xs, grad(cost, xs, disconnected_inputs="ignore"), mode=mode)(*points)
+        f = mg.function(xs, cost, mode=mode, on_unused_input="ignore")
+        # integer points (labels, indices) are inputs but get no gradient
+        wrt = [x for x in xs if _is_float(x)]
+        g_list = mg.function(xs, grad(cost, wrt, disconnected_inputs="ignore"), mode=mode,
+                             on_unused_input="ignore")(*points) if wrt else []
+        g_iter = iter(g_list)
+        gs = [next(g_iter) if _is_float(x) else None for x in xs]
         for i, p in enumerate(points):
             if p.dtype.kind != "f":
                 continue

@@ -24,7 +24,7 @@ def user_frame() -> tuple[str, int] | None:
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE_DIR):
+        if not filename.startswith(_PACKAGE_DIR + os.sep):
             return (filename, frame.f_lineno)
         frame = frame.f_back
     return None

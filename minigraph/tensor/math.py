@@ -354,7 +354,10 @@ def var(x, axis=None, keepdims=False, ddof=0):
         return mean(sqr(centered), axes, keepdims=keepdims)
     s = sum(sqr(centered), axes, keepdims=keepdims)
     n = _count(x, axes)
-    return true_div(s, sub(n, ddof) if not isinstance(n, int) else n - ddof)
+    if isinstance(n, int):
+        return true_div(s, n - ddof)
+    # a symbolic count is int64: cast it so that float32 stays float32
+    return true_div(s, cast(sub(n, ddof), s.dtype if np.dtype(s.dtype).kind == "f" else "float64"))
 
 
 def std(x, axis=None, keepdims=False, ddof=0):
