@@ -416,3 +416,23 @@ def test_verify_grad_catches_a_wrong_gradient():
         mg.gradient.verify_grad(lambda a: _BadSquare(1.0)(a), [point], rng=rng, mode="python")
     # the same op with the right factor passes
     assert mg.gradient.verify_grad(lambda a: _BadSquare(2.0)(a), [point], rng=rng, mode="python")
+
+
+def test_verify_grad_with_integer_points_and_unused_inputs(mode):
+    rng = np.random.default_rng(8)
+    logits = rng.standard_normal((3, 4)).astype("float32")
+    labels = np.array([0, 3, 1])
+    assert mg.gradient.verify_grad(lambda a, y: T.nnet.categorical_crossentropy(T.nnet.softmax(a), y),
+                                   [logits, labels], rng=rng, mode=mode)
+    assert mg.gradient.verify_grad(lambda a, b: a * 2, [np.ones(2), np.ones(3)], rng=rng, mode=mode)
+
+
+def test_grad_with_respect_to_an_intermediate_variable(mode):
+    x = T.dvector("x")
+    h = T.tanh(x)
+    cost = T.sum(h ** 2)
+    gh, gx = mg.grad(cost, [h, x])
+    xv = np.array([0.1, -0.3])
+    ghv, gxv = mg.function([x], [gh, gx], mode=mode)(xv)
+    np.testing.assert_allclose(ghv, 2 * np.tanh(xv))
+    np.testing.assert_allclose(gxv, 2 * np.tanh(xv) * (1 - np.tanh(xv) ** 2))

@@ -223,8 +223,11 @@ def test_var_std_ddof(mode, rng):
 
 def test_mean_float32_stays_float32(mode):
     x = T.fmatrix("x")
-    out = run(mode, [x], [x.mean(), x.var(axis=0)], np.ones((2, 3), dtype="float32"))
+    syms = [x.mean(), x.var(axis=0), x.var(axis=0, ddof=1), x.std(ddof=1), x.mean(axis=(0, 1), keepdims=True)]
+    assert all(s.dtype == "float32" for s in syms)
+    out = run(mode, [x], syms, np.arange(6, dtype="float32").reshape(2, 3))
     assert all(o.dtype == np.float32 for o in out)
+    np.testing.assert_allclose(out[2], np.var(np.arange(6.0).reshape(2, 3), axis=0, ddof=1))
 
 
 # --- dot ----------------------------------------------------------------------------------
