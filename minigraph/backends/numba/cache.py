@@ -9,6 +9,7 @@ once never leave a partial file.  In one process identical kernels compile once.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -21,7 +22,6 @@ import numba
 import numpy as np
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 
-from minigraph.backends.numba.scalar import PRELUDE
 
 _STATS = {"compiled": 0, "cache_hits": 0, "corrupt": 0, "modules_written": 0, "memory_hits": 0}
 _MEMO: dict[str, tuple] = {}
@@ -30,6 +30,7 @@ _LOCK = threading.RLock()
 _HEADER = '''# minigraph kernel module (generated; safe to delete: it is rebuilt when missing)
 import numpy as np
 from numba import njit, prange
+from minigraph.backends.numba.helpers import maximum, minimum, reuse, sigmoid, softplus
 '''
 
 
@@ -51,11 +52,17 @@ def cache_dir() -> str:
     return os.environ.get("MINIGRAPH_CACHE_DIR") or os.path.expanduser(os.path.join("~", ".cache", "minigraph"))
 
 
+@functools.lru_cache(maxsize=None)
 def version_key() -> str:
     """What compiled code depends on besides its source."""
     import minigraph
 
-    return f"numba={numba.__version__};numpy={np.__version__};python={sys.version.split()[0]};minigraph={minigraph.__version__}"
+    from minigraph.backends.numba import helpers
+
+    with open(helpers.__file__, "rb") as f:  # kernels inline the helpers: a change must rebuild them
+        helpers_hash = hashlib.sha256(f.read()).hexdigest()[:12]
+    return (f"numba={numba.__version__};numpy={np.__version__};python={sys.version.split()[0]};"
+            f"minigraph={minigraph.__version__};helpers={helpers_hash}")
 
 
 def source_hash(source: str) -> str:
@@ -145,7 +152,7 @@ class _SafeCache(FunctionCache):
 
 def _module_text(source: str) -> str:
     par = source.replace("def kernel(", "def kernel_parallel(", 1)
-    return _HEADER + PRELUDE + "\n\n" + source + "\n\n" + par
+    return _HEADER + "\n\n" + source + "\n\n" + par
 
 
 def _import(path: str, name: str):

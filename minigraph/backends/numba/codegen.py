@@ -14,6 +14,10 @@ from minigraph.tensor import elemwise as E
 _IND = "    "
 
 
+def _tuple(items: list[str]) -> str:
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
 def _index(d_idx: list[str]) -> str:
     return ", ".join(d_idx) if d_idx else "()"
 
@@ -53,7 +57,7 @@ def elemwise_source(scalar_op, in_types, out_types) -> str:
     if checks:
         lines.append(f"{_IND}if {' or '.join(checks)}:")
         lines.append(f"{_IND}{_IND}raise ValueError('elemwise: input shapes do not match')")
-    shape_t = "(" + "".join(f"n{d}, " for d in range(ndim)) + ")"
+    shape_t = _tuple([f"n{d}" for d in range(ndim)])
     for k in range(nout):
         lines.append(f"{_IND}o{k} = reuse(b{k}, {shape_t})")
     idx = [f"j{d}" for d in range(ndim)]
@@ -67,7 +71,7 @@ def elemwise_source(scalar_op, in_types, out_types) -> str:
     lines += [_IND * depth + s for s in body]
     for k, name in enumerate(outs):
         lines.append(f"{_IND * depth}o{k}[{_index(idx)}] = {name}")
-    lines.append(f"{_IND}return ({''.join(f'o{k}, ' for k in range(nout))})")
+    lines.append(f"{_IND}return {_tuple([f'o{k}' for k in range(nout)])}")
     return "\n".join(lines) + "\n"
 
 
@@ -134,9 +138,10 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
     else:
         lines.append(f"{_IND}nb = 1")
     acc_dts = [_acc_dtype(k, t.dtype) for k, t in zip(kinds, out_types)]
-    acc_shape = "(nb, " + "".join(f"n{d}, " for d in kept) + ")"
+    acc_shape = _tuple(["nb"] + [f"n{d}" for d in kept])
     for m, (kind, adt) in enumerate(zip(kinds, acc_dts)):
-        lines.append(f"{_IND}a{m} = np.full({acc_shape}, {_init_value(kind, adt)})")
+        lines.append(f"{_IND}a{m} = np.empty({acc_shape}, np.{np.dtype(adt).name})")
+        lines.append(f"{_IND}a{m}[:] = {_init_value(kind, adt)}")
     # loops; the trailing run of reduced axes accumulates in scalars s0, s1...
     tail = ndim
     while tail > 0 and (tail - 1) in axis:
@@ -183,7 +188,7 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
         for m, kind in enumerate(kinds):
             lines.append(f"{_IND * init_depth}{_combine(kind, f'a{m}[{acc_idx}]', f's{m}')}")
     # combine the blocks and write the outputs in their dtypes
-    out_shape = "(" + "".join(f"n{d}, " for d in kept) + ")"
+    out_shape = _tuple([f"n{d}" for d in kept])
     for m in range(nout):
         lines.append(f"{_IND}o{m} = reuse(b{m}, {out_shape})")
     depth = 1
@@ -198,7 +203,7 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
         bidx = ", ".join(["q"] + kidx)
         lines.append(f"{_IND * (depth + 1)}{_combine(kind, f'r{m}', f'a{m}[{bidx}]')}")
         lines.append(f"{_IND * depth}o{m}[{_index(kidx)}] = {dtype_ctor(t.dtype)}(r{m})")
-    lines.append(f"{_IND}return ({''.join(f'o{k}, ' for k in range(nout))})")
+    lines.append(f"{_IND}return {_tuple([f'o{k}' for k in range(nout)])}")
     return "\n".join(lines) + "\n"
 
 
@@ -236,3 +241,30 @@ def softmax_source(ndim: int, dtype: str, log: bool) -> str:
                   f"{I}{_IND}o0[{pre}k] *= inv"]
     lines.append(f"{_IND}return (o0,)")
     return "\n".join(lines) + "\n"
+
+
+def crossentropy_source(dtype: str) -> str:
+    """Row-wise softmax cross-entropy of integer labels: logsumexp(x[i]) - x[i, y[i]] (the max
+    subtracted first); labels out of range raise (the reference then names the node)."""
+    I = _IND * 2
+    return "\n".join([
+        "def kernel(nt, i0, i1, b0):",
+        f"{_IND}# -log_softmax(x)[i, y[i]] for each row i",
+        f"{_IND}n0 = i0.shape[0]",
+        f"{_IND}n1 = i0.shape[1]",
+        f"{_IND}if i1.shape[0] != n0:",
+        f"{_IND}{_IND}raise ValueError('softmax_cross_entropy: labels and logits differ in length')",
+        f"{_IND}o0 = reuse(b0, (n0,))",
+        f"{_IND}for j0 in prange(n0):",
+        f"{I}label = i1[j0]",
+        f"{I}if label < 0 or label >= n1:",
+        f"{I}{_IND}raise IndexError('softmax_cross_entropy: label out of range')",
+        f"{I}m = {literal(-np.inf, dtype)}",
+        f"{I}for k in range(n1):",
+        f"{I}{_IND}m = maximum(m, i0[j0, k])",
+        f"{I}s = np.float64(0.0)  # the sum of exponentials accumulates in float64",
+        f"{I}for k in range(n1):",
+        f"{I}{_IND}s += np.exp(i0[j0, k] - m)",
+        f"{I}o0[j0] = {dtype_ctor(dtype)}(m + {dtype_ctor(dtype)}(np.log(s)) - i0[j0, label])",
+        f"{_IND}return (o0,)",
+    ]) + "\n"

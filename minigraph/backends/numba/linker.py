@@ -82,8 +82,9 @@ def expand(fgraph):
 class NumbaLinker:
     """Compiles ``fgraph`` into a thunk: ``thunk(input values) -> output values``."""
 
-    def __init__(self, fgraph, profile=None, nan_guard=False):
+    def __init__(self, fgraph, profile=None, nan_guard=False, observer=None):
         self.fgraph = fgraph
+        self.observer = observer  # observer(node, inputs, outputs) after every kernel (debug mode)
         self.profile = profile
         self.nan_guard = nan_guard
         self._reference = None
@@ -110,10 +111,19 @@ class NumbaLinker:
         nt = num_threads()
         ns: dict = {"np": np, "_b": [], "_c": [], "_z": [], "_nt": nt, "_T": PARALLEL_THRESHOLD,
                     "_pc": time.perf_counter, "_prof": self.profile, "_n": [], "_keys": []}
+        hooks = []
         if self.nan_guard:
             from minigraph.backends.python import check_finite
 
-            ns["_guard"] = check_finite
+            hooks.append(check_finite)
+        if self.observer is not None:
+            hooks.append(self.observer)
+        if hooks:
+            def guard(node, inputs, outputs):
+                for hook in hooks:
+                    hook(node, inputs, outputs)
+
+            ns["_guard"] = guard
         outputs = [resolve(v) for v in fgraph.outputs]
         out_ids = {id(v) for v in outputs}
         const_slots: dict[int, str] = {}
@@ -189,7 +199,7 @@ class NumbaLinker:
             if self.profile is not None:
                 ns["_keys"].append(record.name)
                 stmts = ["_t0 = _pc()"] + stmts + [f"_prof.record(_keys[{len(ns['_keys']) - 1}], _pc() - _t0)"]
-            if self.nan_guard:
+            if hooks:
                 ns["_n"].append(node)
                 stmts.append(f"_guard(_n[{len(ns['_n']) - 1}], [{', '.join(args)}], [{', '.join(outs)}])")
             body += ["    " + s for s in stmts + stores]

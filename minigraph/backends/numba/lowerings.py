@@ -200,3 +200,9 @@ def _numpy(node, ctx):
     args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
     expr = f"{ctx.ref(node.op)}.perform({ctx.ref(node)}, [{args}])"
     return Inline(expr + ("[0]" if len(node.outputs) == 1 else ""), kind="numpy")
+
+
+if hasattr(NN, "SoftmaxCrossEntropy"):
+    @register(NN.SoftmaxCrossEntropy)
+    def lower_softmax_crossentropy(node, ctx):
+        return Kernel(codegen.crossentropy_source(node.inputs[0].dtype), kind="softmax", parallel=True, passes=2)

@@ -8,9 +8,9 @@ covers its subclasses.  The core never imports numba: only this package does.
 taking (after ``nt``, the thread count, when ``parallel``) the node's inputs (arrays; scalars
 are 0-d arrays) in order, then one buffer per output, and returning a tuple of the outputs
 with exactly their declared dtypes.  A buffer is the array this output had on the previous
-call (or an empty one): ``reuse(buf, shape)`` (from the prelude) returns it when the shape
+call (or an empty one): ``reuse(buf, shape)`` (from ``helpers``) returns it when the shape
 still fits, so intermediates are not allocated on every call.  The source may use ``np``,
-``prange`` and the prelude helpers (``sigmoid``, ``softplus``, ``maximum``, ``minimum``,
+``prange`` and the helpers in ``helpers.py`` (``sigmoid``, ``softplus``, ``maximum``, ``minimum``,
 ``reuse``); it must not contain user-given strings (names): only op parameters.
 
 ``Inline``: a Python expression in the driver (views, BLAS calls through numpy, small

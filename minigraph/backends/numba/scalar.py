@@ -43,42 +43,6 @@ _BINARY = {E.Sub: "{0} - {1}", E.TrueDiv: "{0} / {1}", E.IntDiv: "{0} // {1}", E
            E.LT: "{0} < {1}", E.GT: "{0} > {1}", E.LE: "{0} <= {1}", E.GE: "{0} >= {1}", E.EQ: "{0} == {1}",
            E.NEQ: "{0} != {1}", E.And: "({0} != 0) and ({1} != 0)", E.Or: "({0} != 0) or ({1} != 0)"}
 
-#: helpers the expressions call; prepended to every generated module (numba inlines them)
-PRELUDE = '''
-@njit(inline="always")
-def sigmoid(x):
-    # 1 / (1 + exp(-x)) without overflow: exp of a non-positive number only
-    e = np.exp(-np.abs(x))
-    return 1 / (1 + e) if x >= 0 else e / (1 + e)
-
-
-@njit(inline="always")
-def softplus(x):
-    # log(1 + exp(x)) without overflow
-    return x + np.log1p(np.exp(-x)) if x > 0 else np.log1p(np.exp(x))
-
-
-@njit(inline="always")
-def maximum(a, b):
-    # numpy's maximum: NaN wins
-    return a if (a >= b or a != a) else b
-
-
-@njit(inline="always")
-def minimum(a, b):
-    # numpy's minimum: NaN wins
-    return a if (a <= b or a != a) else b
-
-
-@njit(inline="always")
-def reuse(buf, shape):
-    # the buffer from the previous call when its shape still fits, else a fresh array
-    if buf.shape == shape:
-        return buf
-    return np.empty(shape, buf.dtype)
-'''
-
-
 def supports(scalar_op) -> bool:
     """True when ``scalar_op`` (and every step of a Composite) has an expression here."""
     if isinstance(scalar_op, E.Composite):
