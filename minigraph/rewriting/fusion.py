@@ -35,6 +35,11 @@ def _fusable(node) -> bool:
     return isinstance(node.op, E.Elemwise) and not node.op.inplace
 
 
+def _pattern(v) -> tuple:
+    """Which axes have static length 1 (a value broadcast along them)."""
+    return tuple(s == 1 for s in v.type.shape)
+
+
 def _program_size(node) -> int:
     op = node.op.scalar_op
     return len(op.program) if isinstance(op, E.Composite) else 1
@@ -175,7 +180,9 @@ def _reduction_region(fgraph, node):
         p = v.owner
         if p is None or p in members or not _fusable(p) or p not in fgraph.nodes:
             continue
-        if len(p.outputs) != 1 or not keys.same_shape(p.outputs[0], x):
+        # computed in the reduction's loop, at the loop's shape: same broadcast pattern
+        # (a [1, n] statistic is not recomputed for every row)
+        if len(p.outputs) != 1 or _pattern(p.outputs[0]) != _pattern(x):
             continue
         clients = fgraph.clients.get(p.outputs[0], ())
         private = all(c is node or c in members for c, _ in clients)
@@ -252,9 +259,15 @@ def _grow(fgraph, seed, taken):
         p = v.owner
         if p is None or p in members or p in taken or not _fusable(p) or p not in fgraph.nodes:
             continue
-        if any(not keys.same_shape(o, out) for o in p.outputs) or size + _program_size(p) > MAX_PROGRAM:
+        if any(o.ndim != out.ndim or _pattern(o) != _pattern(out) for o in p.outputs) \
+                or size + _program_size(p) > MAX_PROGRAM:
             continue
         outside = [c for o in p.outputs for c, _ in fgraph.clients.get(o, ()) if c != "output" and c not in members]
+        # a value used outside becomes an output of the fused node, which has the region's
+        # shape: only when it is known to be the same shape
+        exported = outside or any(c == "output" for o in p.outputs for c, _ in fgraph.clients.get(o, ()))
+        if exported and not all(keys.same_shape(o, out) for o in p.outputs):
+            continue
         # a path leaving the region and coming back would make the fused node depend on itself
         if outside and _reaches(fgraph, outside, members, limit):
             continue

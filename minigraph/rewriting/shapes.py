@@ -32,10 +32,17 @@ from minigraph.tensor.subtensor import Subtensor
 
 
 class ShapeKeys:
-    """Symbolic names for run-time lengths (memoized for one run of the pipeline)."""
+    """Symbolic names for run-time lengths (memoized for one run of the pipeline).
+
+    A key is an int (a static length), ``("dim", id(v), d)`` (the length of axis ``d`` of a
+    variable ``v`` it cannot be traced further from), ``("len", id(s))`` (the value of an
+    integer scalar ``s``), or ``("bcast", frozenset(keys))``: the length numpy's
+    broadcasting gives for those lengths (they are equal or 1).  Keys compare with ``==``.
+    """
 
     def __init__(self, fgraph=None):
         self.memo: dict[tuple, object] = {}
+        self.roots: dict[tuple, tuple] = {}  # ("dim", ...) key -> (variable, axis); keeps them alive
         self.parent: dict = {}
         # a matrix product only runs when the inner lengths agree, so they name one length
         for node in (fgraph.toposort() if fgraph is not None else ()):
@@ -44,23 +51,54 @@ class ShapeKeys:
                 self._union(self.dim_key(x, x.ndim - 1), self.dim_key(y, 0))
 
     def _find(self, k):
-        k = self._keyid(k)
         while k in self.parent:
             k = self.parent[k]
         return k
 
+    def canon(self, key):
+        """The canonical form of ``key`` (after the equalities learnt from matrix products)."""
+        if isinstance(key, tuple) and key[0] == "bcast":
+            return self._bcast([self._find(a) for a in key[1]])
+        return self._find(key)
+
+    def _bcast(self, keys):
+        ints, atoms = set(), set()
+        for k in keys:
+            if isinstance(k, int):
+                if k != 1:
+                    ints.add(k)
+            elif k[0] == "bcast":
+                atoms |= k[1]
+            else:
+                atoms.add(k)
+        if ints:
+            return ints.pop() if len(ints) == 1 else None
+        if not atoms:
+            return 1
+        return next(iter(atoms)) if len(atoms) == 1 else ("bcast", frozenset(atoms))
+
     def _union(self, a, b) -> None:
-        ra, rb = self._find(a), self._find(b)
+        ra, rb = self.canon(a), self.canon(b)
         if ra == rb or (isinstance(ra, int) and isinstance(rb, int)):
             return
         if isinstance(ra, int):  # a static length represents its class
             ra, rb = rb, ra
-        self.parent[ra] = rb
+        if isinstance(ra, tuple) and ra[0] != "bcast":
+            self.parent[ra] = rb
 
     def static(self, key) -> int | None:
         """The static length a key is known to equal, if any."""
-        k = self._find(key)
+        k = self.canon(key)
         return k if isinstance(k, int) else None
+
+    def root(self, key):
+        """(variable, axis) for a ``("dim", ...)`` key, else None."""
+        return self.roots.get(self.canon(key))
+
+    def _atom(self, kind, v, d=None):
+        key = (kind, id(v)) if d is None else (kind, id(v), d)
+        self.roots[key] = (v, d)
+        return key
 
     def length_key(self, s: Variable):
         """The key of an integer scalar used as a length (``shape_i``, a constant, ...)."""
@@ -75,7 +113,7 @@ class ShapeKeys:
         src = _shape_entry(s)
         if src is not None:
             return self.dim_key(*src)
-        return ("len", s)
+        return self.canon(self._atom("len", s))
 
     def _rule(self, v: Variable, d: int):
         """(dependencies, how to combine their keys) for the length of axis ``d`` of ``v``."""
@@ -83,9 +121,11 @@ class ShapeKeys:
         if static is not None:
             return [], lambda: static
         node = v.owner
-        own = ("dim", v, d)
+
+        def own():
+            return self.canon(self._atom("dim", v, d))
         if node is None:
-            return [], lambda: own
+            return [], own
         op = node.op
         ins = node.inputs
         if isinstance(op, (E.Elemwise, M.FusedReduce)):
@@ -96,10 +136,8 @@ class ShapeKeys:
             deps = [(i, axis) for i in ins if i.type.shape[axis] != 1]
 
             def combine():
-                keys = {self._find(self.memo[(i, axis)]) for i, _ in deps}
-                if len(keys) == 1:
-                    return self.memo[deps[0]]
-                return own
+                k = self._bcast([self.memo[x] for x in deps])
+                return own() if k is None else k
             return deps, combine
         if isinstance(op, E.DimShuffle):
             o = op.new_order[d]
@@ -114,17 +152,20 @@ class ShapeKeys:
         if isinstance(op, (S.Alloc, S.SumToShape)):
             lead = len(ins) - 1 - v.ndim
             return [], lambda: self.length_key(ins[1 + lead + d])
-        if type(op).__name__ in ("Softmax", "LogSoftmax", "IncSubtensor", "AdvancedIncSubtensor"):
+        name = type(op).__name__
+        if name in ("Softmax", "LogSoftmax", "IncSubtensor", "AdvancedIncSubtensor"):
             return [(ins[0], d)], lambda: self.memo[(ins[0], d)]
-        if type(op).__name__ == "SoftmaxCrossEntropy":  # one label per row (checked when it runs)
+        if name == "SoftmaxCrossEntropy":  # one label per row (checked when it runs)
             return [(ins[1], 0)], lambda: self.memo[(ins[1], 0)]
-        return [], lambda: own
+        if name == "AdvancedSubtensor" and all(e == "[]" for e in op.idx) and all(a.ndim == 1 for a in ins[1:]):
+            # x[i, j] with vectors i, j: the broadcast length of the indices, then x's other axes
+            deps = [(a, 0) for a in ins[1:] if a.type.shape[0] != 1] if d == 0 else [(ins[0], len(op.idx) + d - 1)]
 
-    @staticmethod
-    def _keyid(key):
-        if isinstance(key, tuple):
-            return (key[0], id(key[1])) + key[2:]
-        return key
+            def gather():
+                k = self._bcast([self.memo[x] for x in deps])
+                return own() if k is None else k
+            return deps, gather
+        return [], own
 
     def dim_key(self, v: Variable, d: int):
         """The key of the length of axis ``d`` of ``v``."""
@@ -148,7 +189,7 @@ class ShapeKeys:
 
     def same_length(self, a, b) -> bool:
         """Two keys name the same run-time length."""
-        return self._find(a) == self._find(b)
+        return self.canon(a) == self.canon(b)
 
     def same_shape(self, u: Variable, v: Variable) -> bool:
         """``u`` and ``v`` have the same shape at run time."""
@@ -201,10 +242,11 @@ def local_shape_i_canonical(fgraph, node):
     key = keys.dim_key(node.inputs[0], node.op.i)
     if keys.static(key) is not None:
         return [constant(np.asarray(keys.static(key), dtype="int64"))]
-    if key[0] != "dim":
+    found = keys.root(key)
+    if found is None or found[1] is None:
         return None
-    root, j = key[1], key[2]
-    if root is node.inputs[0] or root not in fgraph.clients:
+    root, j = found
+    if (root is node.inputs[0] and j == node.op.i) or root not in fgraph.clients:
         return None
     return [S.ShapeI(j)(root)]
 

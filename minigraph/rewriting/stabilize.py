@@ -126,7 +126,8 @@ def times_s(fgraph, v, s):
     op = scalar_op(v)
     if isinstance(op, E.TrueDiv) and v.owner.inputs[1] is s:
         a = v.owner.inputs[0]
-        return a if keys.same_shape(a, v) and a.dtype == v.dtype else None
+        # a may be smaller (broadcast): the caller checks the shape of the whole result
+        return a if a.dtype == v.dtype else None
     if isinstance(op, E.Neg):
         inner = times_s(fgraph, v.owner.inputs[0], s)
         return None if inner is None else M.neg(inner)
@@ -140,7 +141,7 @@ def times_s(fgraph, v, s):
         if not (_is(den, AdvancedSubtensor) and den.owner.inputs[0] is s and den.owner.op.idx == v.owner.op.idx
                 and list(den.owner.inputs[1:]) == list(arrays) and keys.same_shape(zeros, s)):
             return None
-        if not keys.same_shape(a, vals) or a.dtype != vals.dtype:
+        if a.dtype != vals.dtype:  # a broadcasts into the indexed positions as vals did
             return None
         # at each position hit by the scatter, (sum of a / s) * s is the sum of a
         return AdvancedIncSubtensor(v.owner.op.idx)(zeros, a, *arrays)
