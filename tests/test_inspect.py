@@ -13,7 +13,7 @@ from minigraph.compile.profile import Profile
 from minigraph.graph.basic import toposort
 from minigraph.printing import debugprint, dot_program, explain, kernels_of, listing
 from minigraph.printing.commands import main as commands_main
-from minigraph.printing.compare import compare, node_count, rewrite_report, side_by_side
+from minigraph.printing.views import compare, node_count, rewrite_report, side_by_side
 from minigraph.printing.examples import bn_example
 from minigraph.printing.graphs import parse_dot
 

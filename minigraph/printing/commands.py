@@ -88,7 +88,7 @@ def run_inspect(args, out=None) -> int:
         else:
             out.write(listing(obj, mark="statistics") + "\n")
     out.write(_section("raw gradient graph vs compiled training step"))
-    out.write(compare.compare(ex.grads, f, diff=False, titles=("raw gradient", "train step")) + "\n")
+    out.write(compare(ex.grads, f, diff=False, titles=("raw gradient", "train step")) + "\n")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         have_dot = dot_program() is not None
