@@ -37,7 +37,8 @@ def _fast_run() -> list[Pass]:
         GlobalPass("merge", merge),
         Fixpoint("simplify_and_merge", [local, GlobalPass("merge", merge)], max_iter=10),
         GlobalPass("reduction_fusion", fuse_reductions),
-        GlobalPass("elemwise_fusion", fuse_elemwise),
+        # a second round can join regions the first one left apart (a fused node feeding another)
+        Fixpoint("elemwise_fusion", [GlobalPass("elemwise_fusion", fuse_elemwise)], max_iter=4),
         GlobalPass("merge", merge),
         GlobalPass("inplace", inplace),
     ]
