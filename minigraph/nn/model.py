@@ -15,6 +15,8 @@ def _dropout_rates(dropout, n_layers: int) -> list[float]:
     if isinstance(dropout, (int, float)):
         return [float(dropout)] * n_layers
     rates = [float(r) for r in dropout]
+    if len(rates) <= 1:  # () means none; (r,) the same rate everywhere
+        return (rates or [0.0]) * n_layers
     if len(rates) == 2 and n_layers != 2:
         return ([rates[0]] + [rates[1]] * (n_layers - 1))[:n_layers]
     if len(rates) != n_layers:
