@@ -422,6 +422,16 @@ def test_bad_arguments_raise_value_error(call, match):
         call()
 
 
+def test_bad_argument_message_names_function_types_and_line():
+    x = T.tensor4("images")
+    with pytest.raises(ValueError) as info:
+        bn.batch_normalization_train(x, T.matrix("gamma"), T.vector("beta"), axes="spatial")
+    text = str(info.value)
+    assert text.startswith("batch_normalization_train: gamma has 2 dimensions")
+    assert "'images': float32[?, ?, ?, ?]" in text and "'gamma': float32[?, ?]" in text
+    assert "test_bn.py" in text and "T.matrix(\"gamma\")" in text  # the user's line
+
+
 def test_epsilon_1e_5_is_accepted_for_float32():
     out, _, _ = _train(epsilon=1e-5)
     assert out.owner.op.epsilon == 1e-5  # compared as given, not after rounding to float32

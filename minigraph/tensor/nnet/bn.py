@@ -198,28 +198,38 @@ class BatchNormTrain(OpFromGraph):
 
 # --- argument checking -------------------------------------------------------------------------
 
+class _BadArgument(ValueError):
+    """Raised by the checks below; the public functions re-raise it with build_error (the
+    function's name, the inputs' types and the user's line)."""
+
+
+def _reraise(where: str, args, e: Exception):
+    shown = [v for v in args if isinstance(v, Variable)]
+    return build_error(where, shown, str(e), ValueError)
+
+
 def _normalize_axes(axes, ndim: int) -> tuple:
     if isinstance(axes, str):
         if axes == "per-activation":
             return (0,)
         if axes == "spatial":
             return (0,) + tuple(range(2, ndim))
-        raise ValueError(f"batch normalization: invalid axes {axes!r} (use 'per-activation', 'spatial' or a tuple)")
+        raise _BadArgument(f"invalid axes {axes!r} (use 'per-activation', 'spatial' or a tuple)")
     if isinstance(axes, (int, np.integer)):
         axes = (axes,)
     if not isinstance(axes, (tuple, list, np.ndarray)):
-        raise ValueError(f"batch normalization: invalid axes {axes!r} (use 'per-activation', 'spatial' or a tuple)")
+        raise _BadArgument(f"invalid axes {axes!r} (use 'per-activation', 'spatial' or a tuple)")
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
-            raise ValueError(f"batch normalization: axes must be integers, got {axes!r}")
+            raise _BadArgument(f"axes must be integers, got {axes!r}")
         out.append(int(a))
     if not out:
-        raise ValueError("batch normalization: at least one axis must be normalized")
+        raise _BadArgument("at least one axis must be normalized")
     if len(set(out)) != len(out):
-        raise ValueError(f"batch normalization: repeated axis in {tuple(axes)}")
+        raise _BadArgument(f"repeated axis in {tuple(axes)}")
     if min(out) < 0 or max(out) >= ndim:
-        raise ValueError(f"batch normalization: axes {tuple(out)} out of range for an input of {ndim} dimensions "
+        raise _BadArgument(f"axes {tuple(out)} out of range for an input of {ndim} dimensions "
                          f"(each axis must be in 0..{ndim - 1})")
     return tuple(sorted(out))
 
@@ -227,9 +237,9 @@ def _normalize_axes(axes, ndim: int) -> tuple:
 def _check_epsilon(epsilon) -> float:
     # compared as given, before any cast to the input dtype (float32(1e-5) < 1e-5 in float64)
     if not isinstance(epsilon, (int, float, np.floating, np.integer)) or isinstance(epsilon, bool):
-        raise ValueError(f"batch normalization: epsilon must be a number, got {epsilon!r}")
+        raise _BadArgument(f"epsilon must be a number, got {epsilon!r}")
     if not epsilon >= MIN_EPSILON:
-        raise ValueError(f"batch normalization: epsilon must be at least {MIN_EPSILON:g}, got {epsilon!r}")
+        raise _BadArgument(f"epsilon must be at least {MIN_EPSILON:g}, got {epsilon!r}")
     return float(epsilon)
 
 
@@ -238,7 +248,7 @@ def _check_input(x):
     if np.dtype(x.dtype).kind != "f":
         raise build_error("batch_normalization", [x], f"expects a float input, got {x.type}", TypeError)
     if x.ndim < 1:
-        raise ValueError(f"batch normalization: the input must have at least 1 dimension, got {x.type}")
+        raise _BadArgument(f"the input must have at least 1 dimension, got {x.type}")
     return x
 
 
@@ -251,23 +261,23 @@ def _check_params(x, axes: tuple, params: dict) -> tuple[list, bool]:
     for name, p in params.items():
         p = as_tensor_variable(p)
         if np.dtype(p.dtype).kind not in "fiu":
-            raise ValueError(f"batch normalization: {name} must be numeric, got {p.type}")
-        if p.ndim == ndim and ndim != reduced_ndim:
+            raise _BadArgument(f"{name} must be numeric, got {p.type}")
+        if p.ndim == ndim:
             bad = [a for a in axes if p.type.shape[a] != 1]
             if bad:
-                raise ValueError(f"batch normalization: {name} ({p.type}) has the input's {ndim} dimensions, so it "
+                raise _BadArgument(f"{name} ({p.type}) has the input's {ndim} dimensions, so it "
                                  f"must have length 1 on the normalized axes {axes} (axes {tuple(bad)} are not "
                                  f"statically 1; use dimshuffle or a shape=(...) with 1 there)")
             layouts[name] = True
         elif p.ndim == reduced_ndim:
             layouts[name] = False
         else:
-            raise ValueError(f"batch normalization: {name} has {p.ndim} dimensions ({p.type}); expected {ndim} "
+            raise _BadArgument(f"{name} has {p.ndim} dimensions ({p.type}); expected {ndim} "
                              f"(the input's) or {reduced_ndim} (the non-normalized axes of {axes})")
         out.append(M.cast(p, x.dtype))
     if len(set(layouts.values())) > 1:
         shown = ", ".join(f"{n}: {'full' if full else 'reduced'}" for n, full in layouts.items())
-        raise ValueError(f"batch normalization: gamma, beta and the statistics must use the same layout ({shown})")
+        raise _BadArgument(f"gamma, beta and the statistics must use the same layout ({shown})")
     return out, next(iter(layouts.values()))
 
 
@@ -279,7 +289,7 @@ def _check_lengths(x, axes, params, names):
         for d, s in pairs:
             n = x.type.shape[d]
             if s is not None and n is not None and s != n:
-                raise ValueError(f"batch normalization: {name} ({p.type}) does not match axis {d} of the input "
+                raise _BadArgument(f"{name} ({p.type}) does not match axis {d} of the input "
                                  f"({x.type}): length {s} != {n}")
 
 
@@ -296,35 +306,48 @@ def batch_normalization_train(inputs, gamma, beta, axes="per-activation", epsilo
     "autodiff" (the gradient derived from the inner graph) or "closed_form" (the paper's
     formula).  One node in the graph, whatever the variant.
     """
+    try:
+        x, axes, epsilon, params, full = _check_train(inputs, gamma, beta, axes, epsilon, running_average_factor,
+                                                      running_mean, running_var, impl)
+    except _BadArgument as e:
+        raise _reraise("batch_normalization_train", [inputs, gamma, beta, running_mean, running_var], e) from None
+    running = running_mean is not None
+    op = BatchNormTrain(axes, epsilon, float(running_average_factor), impl, running, x.dtype, x.ndim, full)
+    return tuple(op(x, *params))
+
+
+def _check_train(inputs, gamma, beta, axes, epsilon, running_average_factor, running_mean, running_var, impl):
     x = _check_input(inputs)
     axes = _normalize_axes(axes, x.ndim)
     epsilon = _check_epsilon(epsilon)
     if impl not in ("autodiff", "closed_form"):
-        raise ValueError(f"batch_normalization_train: impl must be 'autodiff' or 'closed_form', got {impl!r}")
+        raise _BadArgument(f"impl must be 'autodiff' or 'closed_form', got {impl!r}")
     if (running_mean is None) != (running_var is None):
-        raise ValueError("batch_normalization_train: running_mean and running_var must be given together")
+        raise _BadArgument("running_mean and running_var must be given together")
     f = running_average_factor
     if not isinstance(f, (int, float, np.floating, np.integer)) or isinstance(f, bool) or not 0 <= f <= 1:
-        raise ValueError(f"batch_normalization_train: running_average_factor must be a number in [0, 1], got {f!r}")
+        raise _BadArgument(f"running_average_factor must be a number in [0, 1], got {f!r}")
     running = running_mean is not None
     named = {"gamma": gamma, "beta": beta}
     if running:
         named.update(running_mean=running_mean, running_var=running_var)
     params, full = _check_params(x, axes, named)
     _check_lengths(x, axes, params, list(named))
-    op = BatchNormTrain(axes, epsilon, float(f), impl, running, x.dtype, x.ndim, full)
-    return tuple(op(x, *params))
+    return x, axes, epsilon, params, full
 
 
 def batch_normalization_test(inputs, gamma, beta, mean, var, axes="per-activation", epsilon=1e-4):
     """Normalize ``inputs`` with given (population) statistics:
     (x - mean) * gamma / sqrt(var + epsilon) + beta, parameters in either layout."""
-    x = _check_input(inputs)
-    axes = _normalize_axes(axes, x.ndim)
-    epsilon = _check_epsilon(epsilon)
-    named = {"gamma": gamma, "beta": beta, "mean": mean, "var": var}
-    params, _ = _check_params(x, axes, named)
-    _check_lengths(x, axes, params, list(named))
+    try:
+        x = _check_input(inputs)
+        axes = _normalize_axes(axes, x.ndim)
+        epsilon = _check_epsilon(epsilon)
+        named = {"gamma": gamma, "beta": beta, "mean": mean, "var": var}
+        params, _ = _check_params(x, axes, named)
+        _check_lengths(x, axes, params, list(named))
+    except _BadArgument as e:
+        raise _reraise("batch_normalization_test", [inputs, gamma, beta, mean, var], e) from None
     gamma, beta, mean, var = (_to_full(p, axes, x.ndim) for p in params)
     invstd = M.true_div(1, M.sqrt(M.add(var, constant(epsilon, dtype=x.dtype))))
     return M.add(M.mul(M.sub(x, mean), gamma, invstd), beta)
