@@ -5,7 +5,6 @@ from minigraph.nn.layers import ACTIVATIONS, Activation, BatchNorm, Dense, Dropo
 from minigraph.nn.model import MLP
 from minigraph.nn.optimizers import OPTIMIZERS, momentum, sgd
 from minigraph.nn.training import EpochRecord, History, Trainer, fit, minibatches
-from minigraph.nn.batchnorm import BatchNormalizationLayer  # noqa: F401  (the seed notes' layer)
 
 __all__ = ["BatchNormalizationLayer", "ACTIVATIONS", "Activation", "BatchNorm", "Dense", "Dropout", "Layer", "glorot_uniform", "MLP",
            "OPTIMIZERS", "momentum", "sgd", "EpochRecord", "History", "Trainer", "fit", "minibatches"]
