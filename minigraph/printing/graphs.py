@@ -191,6 +191,10 @@ def to_dot(outputs, highlight=None, title: str | None = None, rankdir: str = "TB
     if title:
         lines.append(f"  label={dot_string(title)}; labelloc=t; fontsize=14;")
     clusters: dict[str, list[str]] = {}
+    sizes: dict[str, int] = {}
+    for n in model.nodes:
+        if n.get("kernel"):
+            sizes[n["kernel"]] = sizes.get(n["kernel"], 0) + 1
     for n in model.nodes:
         nid = ids[n["key"]]
         style = dict(_style_of(n))
@@ -198,6 +202,8 @@ def to_dot(outputs, highlight=None, title: str | None = None, rankdir: str = "TB
             outs = ", ".join(n["outputs"])
             named = n["var"].name if len(n["outputs"]) == 1 and n["var"].name else None
             head = _shorten(n["op"], max_label)
+            if kernels and n.get("kernel") and sizes[n["kernel"]] == 1:
+                head = f"{n['kernel']}: {head}"  # a kernel of one node: named in the label, no cluster
             second = f"{outs} :: {_types(n['node'])}"
             label = _label(head, (f"'{escape(named)}'  " if named else "") + _shorten(second, max_label))
         elif n["kind"] == "constant":
@@ -210,7 +216,7 @@ def to_dot(outputs, highlight=None, title: str | None = None, rankdir: str = "TB
             label = label[:-1] + "\\n" + dot_string("-> " + n["output_of"])[1:-1] + '"'
         attrs = ", ".join([f"label={label}"] + [f"{k}={dot_string(v)}" for k, v in style.items()])
         line = f"  {nid} [{attrs}];"
-        if kernels and n.get("kernel"):
+        if kernels and n.get("kernel") and sizes[n["kernel"]] > 1:
             clusters.setdefault(n["kernel"], []).append(line)
         else:
             lines.append(line)
