@@ -134,7 +134,7 @@ def lower_subtensor(node, ctx):
             parts.append(f"int({next(sym)})")
         else:
             parts.append(str(int(e)))
-    index = ", ".join(parts) + ("," if len(parts) == 1 else "")
+    index = ", ".join(parts)
     expr = "{i0}[" + index + "]"
     if node.outputs[0].ndim == 0:  # an integer index on every axis gives a numpy scalar: keep a 0-d array
         expr = "np.asarray(" + expr + ")"
