@@ -146,8 +146,9 @@ class OpFromGraph(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> tuple:
         outs = self._interpreter()(list(inputs))
-        # an inner output that is an inner input would alias the caller's array
-        return tuple(np.array(o, copy=True) if any(o is x for x in inputs) else o for o in outs)
+        # an inner output that is an input, or a view of one, would alias the caller's array
+        # (and an in-place rewrite downstream could then overwrite that input)
+        return tuple(np.array(o, copy=True) if any(np.may_share_memory(o, x) for x in inputs) else o for o in outs)
 
     def inline(self, outer_inputs: Sequence[Variable]) -> list[Variable]:
         """The inner graph copied onto ``outer_inputs``: one outer variable per output."""
