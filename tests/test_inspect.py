@@ -243,3 +243,30 @@ def test_explain_command_numba_source(capsys):
     assert commands_main(["explain", "--shape", "6,5", "--mode", "numba"]) == 0
     text = capsys.readouterr().out
     assert "generated source" in text and "def " in text
+
+
+# --- the docs ---------------------------------------------------------------------------------------
+
+def test_docs_blocks_have_generators():
+    """Every generated block in the docs names a generator of docs/make_figures.py, and every
+    picture the docs show is one it draws (regenerating the docs cannot silently miss one)."""
+    import importlib.util
+    import re
+
+    docs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs")
+    spec = importlib.util.spec_from_file_location("make_figures", os.path.join(docs, "make_figures.py"))
+    mf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mf)
+    pictures = {name for name, _ in mf.PICTURES}
+    used = set()
+    for doc in mf.DOCS:
+        text = open(os.path.join(docs, doc), encoding="utf-8").read()
+        names = re.findall(r"<!-- make_figures: ([a-z_0-9]+) -->", text)
+        assert names, doc
+        assert text.count("<!-- /make_figures -->") == len(names), doc
+        for name in names:
+            assert name in mf.BLOCKS, f"{doc}: no generator for block {name}"
+            used.add(name)
+        for pic in re.findall(r"\(figures/([a-z_0-9]+)\.svg\)", text):
+            assert pic in pictures, f"{doc}: figures/{pic}.svg is not drawn by make_figures"
+    assert used == set(mf.BLOCKS), f"generators without a block: {set(mf.BLOCKS) - used}"

@@ -101,10 +101,31 @@ def flops(node, shapes) -> int | None:
     if name in ("Softmax", "LogSoftmax"):
         n = size_of(shapes(node.inputs[0]))
         return None if n is None else 4 * n
-    inner = getattr(node.op, "fgraph", None)
-    if inner is not None:
-        return None
+    if callable(getattr(node.op, "inline", None)):
+        return _inner_flops(node, shapes)
     return 0
+
+
+def _inner_flops(node, shapes) -> int | None:
+    """Flops of a composite op: those of its inner graph built on inputs of the actual shapes."""
+    from minigraph.graph.basic import toposort
+    from minigraph.graph.type import TensorType
+
+    in_shapes = [shapes(v) for v in node.inputs]
+    if any(s is None or None in s for s in in_shapes):
+        return None
+    inputs = [TensorType(v.type.dtype, s).make_variable() for v, s in zip(node.inputs, in_shapes)]
+    try:
+        outs = node.op.inline(inputs)
+    except (TypeError, ValueError):
+        return None
+    total = 0
+    for inner in toposort(outs, stop_at=inputs):
+        n = flops(inner, lambda v: tuple(v.type.shape))
+        if n is None:
+            return None
+        total += n
+    return total
 
 
 def _broadcast(shapes) -> tuple | None:

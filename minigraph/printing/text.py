@@ -150,6 +150,13 @@ class GraphView:
     compiled function adds: which outputs are updates, and the kernel of each node."""
 
     def __init__(self, obj):
+        from minigraph.graph.fg import FunctionGraph
+
+        if isinstance(obj, FunctionGraph):  # a graph being rewritten: its outputs, up to its inputs
+            self.function, self.outputs, self.inputs = None, list(obj.outputs), list(obj.inputs)
+            self.labels = [f"output {i}" for i in range(len(self.outputs))]
+            self.kernels = {}
+            return
         fgraph = getattr(obj, "fgraph", None)
         self.function = obj if fgraph is not None and hasattr(obj, "_thunk") else None
         if fgraph is not None:
@@ -290,8 +297,8 @@ def node_label(v: Variable, print_type: bool = False) -> str:
 def debugprint(obj, depth: int = -1, print_type: bool = False, file=None, inner_graphs: bool = True) -> str:
     """Print a graph as an indented tree; a node met again shows only its ``[id X]``.
 
-    ``obj`` is a variable, a list of variables or a compiled function (then the rewritten
-    graph that runs, each node tagged with its kernel and each tree with the output or update
+    ``obj`` is a variable, a list of variables, a FunctionGraph or a compiled function (then
+    the rewritten graph that runs, each node tagged with its kernel and each tree with the output or update
     it computes).  ``depth`` limits the levels shown (-1: all); ``print_type`` adds each
     variable's dtype and static shape; ``inner_graphs`` prints the inner graph of composite
     ops (batch normalization) after the main trees.  Prints to ``file`` (default stdout;
