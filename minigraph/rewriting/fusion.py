@@ -18,6 +18,7 @@ region back into it).  Regions of a single node are left as they are.
 """
 from __future__ import annotations
 
+from minigraph.graph.basic import Constant
 from minigraph.rewriting.framework import apply_replacement
 from minigraph.rewriting.shapes import shape_keys
 from minigraph.tensor import elemwise as E
@@ -214,7 +215,8 @@ def fuse_reductions(fgraph, log) -> int:
             first = g["members"][0][0]
             if first.op.axis != node.op.axis or not keys.same_shape(first.inputs[0], node.inputs[0]):
                 continue
-            if not (set(ins) & g["inputs"]):
+            # sharing a constant is no reason to read the data in one pass
+            if not any(not isinstance(v, Constant) for v in set(ins) & g["inputs"]):
                 continue
             # no member may depend on another (they are computed in one pass)
             reducers = [m[0] for m in g["members"]] + [node]
@@ -252,7 +254,7 @@ def _grow(fgraph, seed, taken):
     out = seed.outputs[0]
     region, members = [seed], {seed}
     size = _program_size(seed)
-    limit = pos[seed]
+    limit, lowest = pos[seed], pos[seed]
     stack = list(reversed(seed.inputs))
     while stack:
         v = stack.pop()
@@ -271,16 +273,36 @@ def _grow(fgraph, seed, taken):
         # a path leaving the region and coming back would make the fused node depend on itself
         if outside and _reaches(fgraph, outside, members, limit):
             continue
-        leaving = [c for m in members for o in m.outputs for c, _ in fgraph.clients.get(o, ())
-                   if c != "output" and c not in members]
-        if leaving and _reaches(fgraph, leaving, {p}, pos[p]):
+        if _depends_through_outside(fgraph, p, members, lowest):
             continue
         region.append(p)
         members.add(p)
+        lowest = min(lowest, pos[p])
         size += _program_size(p)
         stack.extend(reversed(p.inputs))
     region.sort(key=lambda n: pos[n])
     return region
+
+
+def _depends_through_outside(fgraph, p, members, lowest) -> bool:
+    """``p`` depends on a region member through a node outside the region (walking up from
+    ``p``; nodes placed before the earliest member cannot depend on one)."""
+    pos = fgraph._fusion_pos
+    seen = set()
+    stack = [v.owner for v in p.inputs if v.owner is not None and v.owner not in members]
+    while stack:
+        n = stack.pop()
+        if n in seen or pos.get(n, -1) < lowest:
+            continue
+        seen.add(n)
+        for v in n.inputs:
+            o = v.owner
+            if o is None:
+                continue
+            if o in members:
+                return True
+            stack.append(o)
+    return False
 
 
 def fuse_elemwise(fgraph, log) -> int:
