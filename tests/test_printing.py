@@ -142,12 +142,27 @@ def test_fresh_names_avoid_user_names():
     assert lines[1].startswith("b = exp(a)")  # the short name "a" is taken by the user's variable
 
 
+def test_deep_graph_prints_without_recursion():
+    x = T.vector("x")
+    y = x
+    for _ in range(3000):
+        y = T.tanh(y)
+    assert listing(y).count("tanh(") == 3000
+    assert len(debugprint(y, file="str").splitlines()) == 3001
+    assert pp(y).count("tanh(") == 3000
+    assert to_networkx(y).number_of_nodes() == 3001
+    assert len(parse_dot(to_dot(y))[1]) == 3000
+
+
 def test_escape():
     assert escape('a"b') == 'a\\"b'
     assert escape("a'b") == "a\\'b"
     assert escape("a\\b") == "a\\\\b"
     assert escape("a\nb\tc\x00") == "a\\nb\\tc\\x00"
     assert "\n" not in escape("\n\r\x1b")
+    assert escape("\u2028") == "\\u2028"                    # a line separator is escaped
+    assert escape("\U000e0001") == "\\U000e0001"
+    assert escape("\u00e9\U0001f600") == "\u00e9\U0001f600"  # printable characters stay
 
 
 @pytest.mark.parametrize("name", ['say "hi"', "it's", "back\\slash", "two\nlines", "tab\there", "", "1abc",

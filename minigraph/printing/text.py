@@ -33,7 +33,8 @@ def escape(name) -> str:
         elif ch == "\r":
             out.append("\\r")
         elif ord(ch) < 32 or ord(ch) == 127 or not ch.isprintable():
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
         else:
             out.append(ch)
     return "".join(out)
@@ -67,6 +68,7 @@ def constant_text(v: Constant) -> str:
 
 
 def type_text(v: Variable) -> str:
+    """``float32[?, 784]``: a variable's dtype and static shape."""
     return str(v.type)
 
 
