@@ -3,7 +3,7 @@
 Every block of docs/batchnorm.md that shows a graph is pasted from this script's output:
 the user's forward graph (one batch-norm node), its inner graph, the raw gradient graph the
 autodiff derives (with the statistics and the paper's dL/dvar and dL/dmu terms named), the
-closed-form gradient graph, and the numbers that compare the two.
+closed-form gradient graph, the compiled graph, and the numbers that compare the two.
 """
 import numpy as np
 
@@ -77,7 +77,13 @@ def main():
     dx_c = mg.grad(T.sum(out_c * dy), x)
     section("gradient graph dL/dx, closed form (listing)", listing([dx_c], mark="statistics"))
 
-    # 4. the numbers: both variants against each other (float64, python reference interpreter)
+    # 4. what runs: the compiled training graph (python mode, so no kernel grouping is shown)
+    outs = [out] + mg.grad(cost, [x, gamma, beta])
+    f = mg.function([x, gamma, beta, dy], outs, mode="python")
+    section("compiled graph: out, dx, dgamma, dbeta (listing of mg.function, python mode)",
+            listing(f, mark="statistics"))
+
+    # 5. the numbers: both variants against each other (float64, python reference interpreter)
     xd, gd, bd, dyd = T.dmatrix("x"), T.dvector("gamma"), T.dvector("beta"), T.dmatrix("dy")
     grads = []
     for impl in ("autodiff", "closed_form"):

@@ -253,6 +253,25 @@ def test_autodiff_gradient_graph_goes_through_statistics_nodes():
     assert id(bn_nodes[0].outputs[1]) in users and id(bn_nodes[0].outputs[2]) in users
 
 
+def _has_rewrites() -> bool:
+    try:
+        from minigraph.rewriting import rewrite_graph  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_rewrites(), reason="the rewrite pipeline is not available")
+def test_compiled_training_graph_computes_the_statistics_once():
+    """The rewrites inline the node and merge its forward copy with the gradient's copy."""
+    x, gamma, beta, dy = T.matrix("x"), T.vector("gamma"), T.vector("beta"), T.matrix("dy")
+    out, _, _ = bn.batch_normalization_train(x, gamma, beta)
+    f = mg.function([x, gamma, beta, dy], [out] + mg.grad(T.sum(out * dy), [x, gamma, beta]), mode="python")
+    nodes = f.fgraph.toposort()
+    assert not any(isinstance(n.op, OpFromGraph) for n in nodes)
+    assert sum(o.name == "mean" for n in nodes for o in n.outputs) == 1
+
+
 def test_inline_gives_the_same_values(mode, rng):
     x, gamma, beta = T.tensor4("x"), T.vector("gamma"), T.vector("beta")
     outs = bn.batch_normalization_train(x, gamma, beta, axes="spatial")
