@@ -153,6 +153,8 @@ class ShapeKeys:
             lead = len(ins) - 1 - v.ndim
             return [], lambda: self.length_key(ins[1 + lead + d])
         name = type(op).__name__
+        if name == "RandomVariable" and v is node.outputs[-1]:  # a sample of shape ``size``
+            return [], lambda: self._entry_key(ins[1], d, own)
         if name in ("Softmax", "LogSoftmax", "IncSubtensor", "AdvancedIncSubtensor"):
             return [(ins[0], d)], lambda: self.memo[(ins[0], d)]
         if name == "SoftmaxCrossEntropy":  # one label per row (checked when it runs)
@@ -166,6 +168,19 @@ class ShapeKeys:
                 return own() if k is None else k
             return deps, gather
         return [], own
+
+    def _entry_key(self, vec: Variable, d: int, default):
+        """The key of entry ``d`` of an int vector used as a shape (``x.shape``, a stack of lengths)."""
+        while vec.owner is not None and isinstance(vec.owner.op, E.Elemwise) and isinstance(vec.owner.op.scalar_op, E.Cast):
+            vec = vec.owner.inputs[0]
+        if isinstance(vec, Constant):
+            return int(np.asarray(vec.data)[d])
+        node = vec.owner
+        if node is not None and isinstance(node.op, S.Shape):
+            return self.dim_key(node.inputs[0], d)
+        if node is not None and isinstance(node.op, S.MakeVector):
+            return self.length_key(node.inputs[d])
+        return default()
 
     def dim_key(self, v: Variable, d: int):
         """The key of the length of axis ``d`` of ``v``."""
