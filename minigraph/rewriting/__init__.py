@@ -69,3 +69,5 @@ def rewrite_graph(fgraph, rewrites="fast_run") -> RewriteLog:
 
 __all__ = ["rewrite_graph", "RewriteLog", "RewriteEntry", "PIPELINES", "LocalRule", "LocalPass", "GlobalPass",
            "Fixpoint", "local_rule", "run_pipeline"]
+
+from minigraph.rewriting import bn_folding  # noqa: E402,F401  (registers the "fast_run_fold_bn" and "fold_bn" pipelines)
