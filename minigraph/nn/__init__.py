@@ -7,6 +7,7 @@ from minigraph.nn.optimizers import OPTIMIZERS, momentum, sgd
 from minigraph.nn.training import EpochRecord, History, Trainer, fit, minibatches
 from minigraph.nn.conv import Conv2D, Flatten, MaxPooling2D  # noqa: E402,F401  (Keras-style conv layers)
 from minigraph.nn.sequential import BatchNormalization, Sequential  # noqa: E402,F401
+from minigraph.nn.inference import compile_inference  # noqa: E402,F401  (frozen parameters, batch norm folded)
 
 __all__ = ["BatchNormalizationLayer", "ACTIVATIONS", "Activation", "BatchNorm", "Dense", "Dropout", "Layer", "glorot_uniform", "MLP",
            "OPTIMIZERS", "momentum", "sgd", "EpochRecord", "History", "Trainer", "fit", "minibatches"]
