@@ -83,6 +83,7 @@ class OpFromGraph(Op):
         self._inner = (inputs, outputs)
         self.name = name or "op_from_graph"
         self._key = canonical_form(inputs, outputs)  # also rejects free variables
+        self._hash = hash((type(self), self.name, self._key))  # computed once: merging hashes ops often
 
     # -- the inner graph -------------------------------------------------------------------
     def inner_graph(self) -> tuple[list[Variable], list[Variable]]:
@@ -103,7 +104,7 @@ class OpFromGraph(Op):
         return type(self) is type(other) and (self.name, self._key) == (other.name, other._key)
 
     def __hash__(self) -> int:
-        return hash((type(self), self.name, self._key))
+        return self._hash
 
     def __str__(self) -> str:
         return self.name
