@@ -141,6 +141,9 @@ def to_networkx(outputs, highlight=None):
 
 # --- DOT -----------------------------------------------------------------------------------------
 
+#: graphs with more nodes than this get faster (plainer) Graphviz layout settings
+LARGE_GRAPH = 150
+
 #: fill colours by kind of node
 STYLE = {
     "input": dict(shape="ellipse", style="filled", fillcolor="#cfe2ff"),
@@ -190,6 +193,9 @@ def to_dot(outputs, highlight=None, title: str | None = None, rankdir: str = "TB
              '  edge [fontname="Helvetica", fontsize="9", color="#555555"];']
     if title:
         lines.append(f"  label={dot_string(title)}; labelloc=t; fontsize=14;")
+    if len(model.nodes) > LARGE_GRAPH:
+        # straight edges and fewer crossing-reduction rounds: minutes less for dot on big graphs
+        lines.append("  nslimit=1; mclimit=0.3; splines=line; remincross=false;")
     clusters: dict[str, list[str]] = {}
     sizes: dict[str, int] = {}
     for n in model.nodes:
@@ -286,12 +292,13 @@ def dot_program() -> str | None:
     return shutil.which("dot")
 
 
-def render(obj, path: str, format: str | None = None, **dot_options) -> str:
+def render(obj, path: str, format: str | None = None, timeout: float = 300, **dot_options) -> str:
     """Draw ``obj`` (a variable, list, compiled function, or DOT text) into ``path``.
 
     The format comes from ``format`` or the file extension (svg, png, pdf; ``.dot`` writes
     the DOT text and needs no Graphviz).  Returns ``path``.  Raises ``GraphvizNotFound``,
-    saying how to install it, when the ``dot`` program is missing.
+    saying how to install it, when the ``dot`` program is missing, and ``TimeoutError`` when
+    the layout takes longer than ``timeout`` seconds (graphs of several hundred nodes).
     """
     text = obj if isinstance(obj, str) else to_dot(obj, **dot_options)
     fmt = (format or os.path.splitext(path)[1].lstrip(".") or "svg").lower()
@@ -308,8 +315,14 @@ def render(obj, path: str, format: str | None = None, **dot_options) -> str:
     fd, tmp = tempfile.mkstemp(dir=directory, suffix="." + fmt)
     os.close(fd)
     try:
-        proc = subprocess.run([program, f"-T{fmt}", "-o", tmp], input=text.encode("utf-8"),
-                              capture_output=True, timeout=120)
+        try:
+            proc = subprocess.run([program, f"-T{fmt}", "-o", tmp], input=text.encode("utf-8"),
+                                  capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            n = text.count("[label=")
+            raise TimeoutError(f"render: Graphviz's dot took more than {timeout:g} s to lay out a graph of about "
+                               f"{n} nodes; pass a larger timeout=, or draw a part of the graph (one layer, "
+                               f"or the forward graph alone)") from None
         if proc.returncode != 0:
             raise RuntimeError(f"render: `dot` failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
         mask = os.umask(0)
