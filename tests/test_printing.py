@@ -187,6 +187,20 @@ def test_odd_names_print_escaped(name):
     assert "\n" not in pp(y)
 
 
+def test_op_names_with_newlines_stay_on_one_line():
+    from minigraph.graph.opfromgraph import OpFromGraph
+
+    a = T.vector("a")
+    op = OpFromGraph([a], [a * 2], name="two\nlines")
+    y = op(T.vector("x"))
+    assert len(listing(y).splitlines()) == 3
+    assert "two\\nlines" in listing(y)
+    assert len(debugprint(y, file="str", inner_graphs=False).splitlines()) == 2
+    assert "\n" not in pp(y)
+    nodes, edges = parse_dot(to_dot(y))
+    assert len(nodes) == 2 and len(edges) == 1
+
+
 def test_namer_dedupes_and_is_stable():
     a, b = T.vector("w"), T.vector("w")
     namer = Namer()

@@ -16,7 +16,7 @@ import numpy as np
 from minigraph.graph.basic import Constant
 from minigraph.printing import cost
 from minigraph.printing.kernels import kernels_of
-from minigraph.printing.text import Namer, canonical_namer
+from minigraph.printing.text import Namer, canonical_namer, op_text
 
 
 @dataclass
@@ -225,4 +225,4 @@ def _through_views(v):
 def _node_line(node, namer: Namer) -> str:
     outs = ", ".join(namer(o) for o in node.outputs)
     args = ", ".join(namer.ref(i) for i in node.inputs)
-    return f"{outs} = {node.op}({args}) :: {', '.join(str(o.type) for o in node.outputs)}"
+    return f"{outs} = {op_text(node.op)}({args}) :: {', '.join(str(o.type) for o in node.outputs)}"

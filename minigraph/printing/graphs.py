@@ -16,7 +16,7 @@ import tempfile
 
 from minigraph.graph.basic import Constant
 from minigraph.printing import cost
-from minigraph.printing.text import GraphView, canonical_namer, constant_text, escape, root_kind, type_text
+from minigraph.printing.text import GraphView, canonical_namer, constant_text, escape, op_text, root_kind, type_text
 
 #: names the batch-norm op gives its statistics inside its inner graph
 STATISTICS_NAMES = ("mean", "var", "invstd")
@@ -75,7 +75,7 @@ class _Model:
             stat = any(marked(o) for o in node.outputs)
             outs = [returned[id(o)] for o in node.outputs if id(o) in returned]
             self.nodes.append(dict(
-                key=key, var=first, node=node, kind="apply", op=str(node.op), params=_params(node.op),
+                key=key, var=first, node=node, kind="apply", op=op_text(node.op), params=_params(node.op),
                 dtype=first.type.dtype if len(node.outputs) == 1 else [o.type.dtype for o in node.outputs],
                 shape=tuple(first.type.shape) if len(node.outputs) == 1 else [tuple(o.type.shape) for o in node.outputs],
                 name=first.name if len(node.outputs) == 1 else [o.name for o in node.outputs],

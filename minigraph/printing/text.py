@@ -40,6 +40,14 @@ def escape(name) -> str:
     return "".join(out)
 
 
+def op_text(op) -> str:
+    """``str(op)`` on one line: an op's text may hold user strings (an OpFromGraph's name)."""
+    text = str(op)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else escape(ch) for ch in text)
+
+
 def is_identifier(name) -> bool:
     """True for names usable as-is in listings and generated Python code."""
     return isinstance(name, str) and bool(_IDENT.match(name)) and not keyword.iskeyword(name)
@@ -257,7 +265,7 @@ def listing(outputs, namer: Namer | None = None, print_kernels: bool = True, mar
         outs = ", ".join(namer(o) for o in node.outputs)
         args = ", ".join(namer.ref(i) for i in node.inputs)
         types = ", ".join(type_text(o) for o in node.outputs)
-        line = f"{outs} = {node.op}({args}) :: {types}"
+        line = f"{outs} = {op_text(node.op)}({args}) :: {types}"
         notes = [f"name: '{o}'" for o in map(namer.original, node.outputs) if o]
         if mark is not None and any(mark(o) for o in node.outputs):
             notes.append(mark_note)
@@ -282,7 +290,7 @@ def _short_id(n: int) -> str:
 def node_label(v: Variable, print_type: bool = False) -> str:
     """``op`` (``op.i`` for output i of a multi-output op) or the root's kind, then its name."""
     if v.owner is not None:
-        text = str(v.owner.op)
+        text = op_text(v.owner.op)
         if len(v.owner.outputs) > 1:
             text += f".{v.index}"
     elif isinstance(v, Constant):
@@ -324,7 +332,7 @@ def debugprint(obj, depth: int = -1, print_type: bool = False, file=None, inner_
                 continue
             done.append(op)
             inner_in, inner_out = op.inner_graph()
-            buf.write(f"\n{op} [id {ident}]\n")
+            buf.write(f"\n{op_text(op)} [id {ident}]\n")
             labels = [f"inner output {i}" for i in range(len(inner_out))]
             _print_trees([(o, lab, " >") for o, lab in zip(inner_out, labels)], set(), {}, seen, composites, buf,
                          depth, print_type)
@@ -452,7 +460,7 @@ def pp(var, names: bool = True) -> str:
             return f"{wrap(args[0], args[0][1] < _ATOM)}.shape[{op.i}]", _ATOM
         if isinstance(op, Reduce):
             return f"{type(op).__name__.lower()}({args[0][0]}, axis={axis_text(op.axis)})", _ATOM
-        text = f"{op}({', '.join(a[0] for a in args)})"
+        text = f"{op_text(op)}({', '.join(a[0] for a in args)})"
         if len(node.outputs) > 1:
             text += f"[{v.index}]"
         return text, _ATOM
