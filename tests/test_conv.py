@@ -218,3 +218,68 @@ def test_conv_then_pool_trains_a_filter(mode, rng):
     yv = np.stack([xv.clip(0).sum(axis=(1, 2, 3)) / 4, np.zeros(8)], axis=1).astype("float32")
     losses = [float(train(xv, yv)) for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
+
+
+# --- layers and the seed CNN --------------------------------------------------------------
+
+def test_spatial_batch_norm_in_a_cnn_keeps_running_statistics_per_channel(rng):
+    """After one training step of the seed CNN, each BN's running mean/var hold one value per
+    channel: 0.9 * old + 0.1 * the batch statistic over (batch, rows, cols) of that channel."""
+    from minigraph.nn.sequential import seed_cnn
+
+    model = seed_cnn(filters=4, seed=0)
+    bn1 = model.layers[1]
+    assert bn1.axes == "spatial" and bn1.inner.running_mean.get_value().shape == (4,)
+    x = T.matrix("x")
+    acts = mg.function([x], model.layers[0](T.reshape(x, (x.shape[0], 1, 8, 8))), mode="python")
+    xv = rng.uniform(size=(16, 64)).astype("float32")
+    yv = rng.integers(0, 10, 16).astype("int32")
+    a = acts(xv).astype("float64")  # conv1 + relu with the weights before the step
+    model.compile(lr=0.1, mode="python").train_step(xv, yv)
+    m = a.shape[0] * a.shape[2] * a.shape[3]
+    np.testing.assert_allclose(bn1.inner.running_mean.get_value(), 0.1 * a.mean(axis=(0, 2, 3)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn1.inner.running_var.get_value(),
+                               0.9 + 0.1 * a.var(axis=(0, 2, 3)) * m / (m - 1), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(model.layers[3].inner.running_mean.get_value(), 0)  # bn2 moved too
+
+
+@pytest.mark.parametrize("pool", ["max", "average_exc_pad"])
+def test_cnn_training_steps_agree_between_backends(mode, rng, pool):
+    """A few training steps of a small conv / BN / pool net: the losses and weights on each
+    backend match the reference interpreter's."""
+    from minigraph.nn.sequential import BatchNormalization, Conv2D, Dense, Flatten, Sequential
+
+    def run(m):
+        model = Sequential([Conv2D(3, (3, 3), padding="same", activation="relu", input_shape=(2, 7, 7)),
+                            BatchNormalization(), Conv2D(4, (2, 2), strides=(2, 1)), BatchNormalization(),
+                            Flatten(), Dense(3, activation="softmax")], seed=5)
+        x, y = T.matrix("x"), T.ivector("y")
+        h = T.signal.pool.pool_2d(T.reshape(x, (x.shape[0], 2, 6, 6)), (2, 2), stride=(1, 1), pad=(1, 1),
+                                  mode=pool)
+        cost = T.mean(model.nll(T.flatten(h, 2), y))
+        updates = [(p, p - 0.1 * g) for p, g in zip(model.params, mg.grad(cost, model.params))] + model.updates
+        step = mg.function([x, y], cost, updates=updates, mode=m)
+        data = np.random.default_rng(0)
+        losses = [float(step(data.normal(size=(8, 72)).astype("float32"), data.integers(0, 3, 8).astype("int32")))
+                  for _ in range(3)]
+        return losses, [p.get_value() for p in model.params + model.state]
+
+    ref_losses, ref_params = run("python")
+    losses, params = run(mode)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-4)
+    for a, b in zip(params, ref_params):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_seed_cnn_learns_digits():
+    """The seed's CNN, 2 epochs on the 8x8 digits: above 90% test accuracy."""
+    from minigraph.datasets import load_digits
+    from minigraph.nn.sequential import seed_cnn
+
+    d = load_digits()
+    model = seed_cnn(seed=0)
+    model.compile(lr=0.05, optimizer="momentum", mode="python")
+    history = model.fit(d.x_train, d.y_train, d.x_test, d.y_test, epochs=2, batch_size=32, progress=False)
+    assert history.epochs[-1].test_accuracy > 0.90
+    folded = model.compile_inference(mode="python", output="classes")
+    assert np.mean(folded(d.x_test) == d.y_test) == pytest.approx(history.epochs[-1].test_accuracy, abs=0.003)
