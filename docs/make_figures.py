@@ -266,7 +266,7 @@ def tour_mapping(ex):
     return rows
 
 
-@block("tour_mapping")
+@block("tour_mapping", "markdown")
 def _tour_mapping():
     rows = tour_mapping(tour_example())
     lines = ["| the paper's quantity | node(s) of the raw gradient graph | op |", "|---|---|---|"]
