@@ -225,6 +225,20 @@ def test_inspect_command_prints_and_writes(tmp_path):
     assert '#f8d7da' in (out / "gradient.dot").read_text()     # statistics highlighted
 
 
+def test_inspect_command_without_graphviz(tmp_path, monkeypatch):
+    import argparse
+
+    from minigraph.printing.commands import run_inspect
+
+    monkeypatch.setenv("MINIGRAPH_DOT", str(tmp_path / "no-such-dot"))
+    buf = io.StringIO()
+    args = argparse.Namespace(shape="4,3", axes=None, mode="python", rewrites="none", out=str(tmp_path),
+                              format="listing")
+    assert run_inspect(args, out=buf) == 0
+    assert "no .svg pictures" in buf.getvalue() and "apt-get install graphviz" in buf.getvalue()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forward.dot", "gradient.dot", "train_step.dot"]
+
+
 def test_cli_inspect_and_explain(capsys):
     from minigraph.cli import main
 
