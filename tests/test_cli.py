@@ -117,5 +117,7 @@ def test_quick_defaults_and_explicit_flags_win():
     full = cli.train_config(cli.build_parser().parse_args(["train"]))
     assert (full.layers, full.units, full.lr, full.batch_size, full.dropout, full.activation) == \
         (10, 784, 0.01, 100, (0.1, 0.5), "tanh")
-    assert full.max_train is None
+    assert full.max_train is None and full.epochs == cli.DEFAULT_EPOCHS["digits"]
+    fashion = cli.train_config(cli.build_parser().parse_args(["train", "--dataset", "fashion-mnist"]))
+    assert fashion.epochs == 5
     assert cli.train_config(cli.build_parser().parse_args(["train", "--bn"])).variants == ("bn",)

@@ -87,4 +87,9 @@ class MLP:
         return -logp[T.arange(y.shape[0]), y]
 
     def __repr__(self) -> str:
-        return "MLP(" + " -> ".join(layer.name for layer in self.layers) + " -> softmax)"
+        c = self.config
+        rates = [layer.rate for layer in self.layers if isinstance(layer, Dropout)]
+        block = " -> ".join(["dense " + str(c["units"])] + (["bn"] if c["batch_norm"] else []) + [c["activation"]]
+                            + (["dropout"] if rates else []))
+        drop = f", dropout {rates[0]:g}" + (f" then {rates[1]:g}" if len(set(rates)) > 1 else "") if rates else ""
+        return f"MLP({c['n_in']} -> ({block}) x {c['n_layers']} -> dense {c['n_classes']} -> softmax{drop})"
