@@ -16,6 +16,7 @@ SHAPE_OPS = ("Shape", "ShapeI")
 
 
 def op_name(node) -> str:
+    """The class name of a node's op."""
     return type(node.op).__name__
 
 

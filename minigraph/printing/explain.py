@@ -46,14 +46,17 @@ class Explanation:
 
     @property
     def bytes_read(self) -> int | None:
+        """Bytes read by all kernels (None if a length is unknown)."""
         return _total(r.bytes_read for r in self.rows)
 
     @property
     def bytes_written(self) -> int | None:
+        """Bytes written by all kernels (None if a length is unknown)."""
         return _total(r.bytes_written for r in self.rows)
 
     @property
     def flops(self) -> int | None:
+        """Estimated floating-point operations of all kernels (None if a length is unknown)."""
         return _total(r.flops for r in self.rows)
 
     def compute_rows(self) -> list[KernelRow]:

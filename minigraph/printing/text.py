@@ -193,9 +193,11 @@ class GraphView:
         return labels[: len(self.outputs)] + [f"output {i}" for i in range(len(labels), len(self.outputs))]
 
     def nodes(self):
+        """The apply nodes, in topological order."""
         return toposort(self.outputs, stop_at=self.inputs)
 
     def roots(self):
+        """Inputs, shared variables and constants, in first-use order."""
         return graph_inputs(self.outputs, stop_at=self.inputs) if self.inputs else graph_inputs(self.outputs)
 
 
