@@ -283,3 +283,18 @@ def test_seed_cnn_learns_digits():
     assert history.epochs[-1].test_accuracy > 0.90
     folded = model.compile_inference(mode="python", output="classes")
     assert np.mean(folded(d.x_test) == d.y_test) == pytest.approx(history.epochs[-1].test_accuracy, abs=0.003)
+
+
+def test_cli_train_cnn(tmp_path, capsys):
+    """``minigraph train --model cnn --quick``: trains, folds, writes history.json."""
+    import json
+
+    from minigraph.cli import main
+
+    assert main(["train", "--model", "cnn", "--quick", "--mode", "python", "--no-progress", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "fold_batch_norm_forward x2" in text
+    record = json.loads((tmp_path / "history.json").read_text())
+    assert record["inference"]["folds"] == {"fold_batch_norm_forward": 2}
+    assert record["inference"]["accuracy_folded"] == pytest.approx(record["inference"]["accuracy"], abs=0.005)
+    assert len(record["history"]["epochs"]) == 2
