@@ -102,13 +102,18 @@ class Function:
             # results never alias the inputs, the shared values or each other: an output may be
             # an input passed through, a shared value, or the same array as another output
             taken = {id(v) for v in values} | {id(v) for v in shared_values}
+            # a backend may say which outputs are arrays it allocated for this call alone (numba's
+            # arrays do not set numpy's owndata flag): those need no copy either
+            fresh = getattr(self._thunk, "fresh_outputs", None) or ()
             results = []
-            for o in outs[:n]:
-                o = o if _owns(o) and id(o) not in taken else np.array(o, copy=True)
+            for i, o in enumerate(outs[:n]):
+                owned = _owns(o) or (i < len(fresh) and fresh[i])
+                o = o if owned and id(o) not in taken else np.array(o, copy=True)
                 taken.add(id(o))
                 results.append(o)
-            for var, new in zip(self._update_targets, outs[n:]):
-                if isinstance(new, np.ndarray) and new is not var._value and (not _owns(new) or id(new) in taken):
+            for j, (var, new) in enumerate(zip(self._update_targets, outs[n:])):
+                owned = _owns(new) or (n + j < len(fresh) and fresh[n + j])
+                if isinstance(new, np.ndarray) and new is not var._value and (not owned or id(new) in taken):
                     new = np.array(new, copy=True)
                 taken.add(id(new))
                 var._value = new
