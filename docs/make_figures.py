@@ -429,8 +429,9 @@ def _measured_profile():
         f(*xs)
     import platform
 
-    return (f"# {f.mode} mode, {platform.processor() or platform.machine()}, 50 calls after 5 warm-up calls\n"
-            + f.profile.summary(limit=10))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"# {f.mode} mode, {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} "
+            f"while measuring; 50 calls after 5 warm-up calls\n" + f.profile.summary(limit=10))
 
 
 @picture("train_step")
