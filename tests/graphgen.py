@@ -73,14 +73,19 @@ class Program:
                 return True
         return False
 
-    def build(self, dtype: str = "float32"):
-        """(inputs, outputs, values): symbolic inputs, symbolic outputs, input values."""
+    def build(self, dtype: str = "float32", static_ones: bool = False):
+        """(inputs, outputs, values): symbolic inputs, symbolic outputs, input values.
+
+        ``static_ones``: every input axis of length 1 is declared 1 statically (no length 1
+        known only at run time)."""
         rng = np.random.default_rng(self.seed)
         env, inputs, values = [], [], []
         for step in self.steps:
             kind = step[0]
             if kind == "input":
                 _, name, is_int, static, shape, bound = step
+                if static_ones:
+                    static = tuple(1 if n == 1 else s for s, n in zip(static, shape))
                 var = T.tensor("int64" if is_int else dtype, static, name=name)
                 if is_int:
                     value = rng.integers(-bound, bound, size=shape).astype("int64")
@@ -216,7 +221,7 @@ class _Builder:
                 if not b and min_ndim <= len(s) <= max_ndim]
 
 
-_lengths = st.sampled_from([1, 1, 2, 3, 4, 5])
+_lengths = st.sampled_from([3, 1, 2, 4, 1, 5])  # the first is what hypothesis shrinks towards
 
 
 def _shape(draw, min_ndim=0, max_ndim=3):
@@ -235,7 +240,9 @@ def _step(draw, b: _Builder) -> None:
     kind = draw(st.sampled_from(["unary", "unary", "binary", "binary", "binary", "reduce", "reduce", "dot",
                                  "reshape", "dimshuffle", "index", "take", "softmax", "bn"]))
     floats = b.floats()
-    a = draw(st.sampled_from(floats))
+    computed = [i for i in floats if b.steps[i][0] != "input"]
+    # mostly extend the latest result, so that steps chain into deep graphs
+    a = computed[-1] if computed and draw(st.integers(0, 2)) < 2 else draw(st.sampled_from(floats))
     shape = b.shapes[a]
     if kind == "unary":
         b.add(("unary", draw(st.sampled_from(sorted(UNARY))), a), shape)
@@ -374,7 +381,25 @@ def programs(draw, max_steps: int = 6) -> Program:
         b.new_input(_shape(draw, 0, 3))
     for _ in range(draw(st.integers(min(3, max_steps), max_steps))):
         _step(draw, b)
+    # the outputs: the last result and the two latest other results that no step uses, in
+    # random order
     last = len(b.steps) - 1
-    computed = [i for i, s in enumerate(b.steps) if s[0] != "input" and not b.is_int[i] and i != last]
-    extra = draw(st.lists(st.sampled_from(computed), unique=True, max_size=2)) if computed else []
-    return Program(b.steps, [last] + extra, draw(st.integers(0, 2**31 - 1)))
+    used = {i for s in b.steps for i in _operands(s)}
+    unused = [i for i, s in enumerate(b.steps) if s[0] != "input" and i not in used and i != last]
+    outputs = draw(st.permutations([last] + unused[-2:]))
+    return Program(b.steps, list(outputs), draw(st.integers(0, 2**31 - 1)))
+
+
+def _operands(step) -> tuple:
+    kind = step[0]
+    if kind in ("unary", "reduce", "reshape", "dimshuffle", "index", "softmax"):
+        return (step[2] if kind in ("unary", "reduce") else step[1],)
+    if kind == "binary":
+        return step[2], step[3]
+    if kind in ("dot", "take2"):
+        return tuple(step[1:])
+    if kind == "take":
+        return step[1], step[3]
+    if kind == "bn":
+        return step[1], step[3], step[4]
+    return ()

@@ -8,7 +8,9 @@
 The default suite runs a bounded, derandomized number of examples (MINIGRAPH_FUZZ_EXAMPLES
 raises it); ``pytest -m fuzz`` runs a long randomized search for hand use.
 """
+import contextlib
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from tests.graphgen import Program, programs
 
 N = int(os.environ.get("MINIGRAPH_FUZZ_EXAMPLES", "25"))
 # each example compiles numba kernels (about a second each): fewer of those by default
-N_COMPILED = int(os.environ.get("MINIGRAPH_FUZZ_COMPILED_EXAMPLES", str(max(4, N // 4))))
+N_COMPILED = int(os.environ.get("MINIGRAPH_FUZZ_COMPILED_EXAMPLES", str(max(4, N // 6))))
 
 _common = dict(deadline=None, database=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
@@ -29,9 +31,9 @@ bounded_compiled = settings(max_examples=N_COMPILED, derandomize=True, **_common
 long_run = settings(max_examples=int(os.environ.get("MINIGRAPH_FUZZ_LONG", "400")), **_common)
 
 
-def _with_grads(prog: Program, dtype: str, ref_mode="python"):
+def _with_grads(prog: Program, dtype: str, ref_mode="python", static_ones=False):
     """(inputs, outputs + gradients of a random projection of the outputs, values)."""
-    inputs, outputs, values = prog.build(dtype)
+    inputs, outputs, values = prog.build(dtype, static_ones=static_ones)
     shapes = [np.shape(v) for v in mg.function(inputs, outputs, mode=ref_mode, on_unused_input="ignore",
                                                  rewrites=None)(*values)]
     rng = np.random.default_rng(prog.seed + 1)
@@ -52,25 +54,56 @@ def _close(got, want, what, prog):
     np.testing.assert_allclose(got, want, rtol=5e-4, atol=5e-4 * (1.0 + scale), err_msg=f"{what}\n{prog!r}")
 
 
-def _run_both(prog, mode_a, mode_b, rewrites_a="fast_run", rewrites_b="fast_run", dtype="float32"):
-    inputs, outputs, grads, _, _, values = _with_grads(prog, dtype)
+def _run_both(prog, mode_a, mode_b, rewrites_a="fast_run", rewrites_b="fast_run", dtype="float32",
+              static_ones=False, parallel=False):
+    inputs, outputs, grads, _, _, values = _with_grads(prog, dtype, static_ones=static_ones)
     everything = outputs + grads
-    fa = mg.function(inputs, everything, mode=mode_a, rewrites=rewrites_a, on_unused_input="ignore")
+    with _parallel_kernels(parallel):
+        fa = mg.function(inputs, everything, mode=mode_a, rewrites=rewrites_a, on_unused_input="ignore")
     fb = mg.function(inputs, everything, mode=mode_b, rewrites=rewrites_b, on_unused_input="ignore")
-    ra, rb = fa(*values), fb(*values)
+    with warnings.catch_warnings():
+        if static_ones:
+            # every length 1 is static, so no compiled kernel may fail and quietly rerun on the reference
+            warnings.filterwarnings("error", message=".*compiled kernel failed")
+        ra, rb = fa(*values), fb(*values)
     for k, (a, b) in enumerate(zip(ra, rb)):
         what = f"output {k}" if k < len(outputs) else f"gradient {k - len(outputs)}"
         _close(a, b, f"{what}: {mode_a}/{rewrites_a} vs {mode_b}/{rewrites_b}", prog)
     return everything, ra
 
 
+@contextlib.contextmanager
+def _parallel_kernels(on: bool):
+    """With ``on``, the numba backend runs the parallel variant of every kernel, however small
+    the arrays (its threshold is set to 0 while the function is compiled)."""
+    if not on or "numba" not in MODES:
+        yield
+        return
+    from minigraph.backends.numba import linker
+
+    old = linker.PARALLEL_THRESHOLD
+    linker.PARALLEL_THRESHOLD = 0
+    try:
+        yield
+    finally:
+        linker.PARALLEL_THRESHOLD = old
+
+
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "python"] or
                          [pytest.param("numba", marks=pytest.mark.skip(reason="no numba backend yet"))])
+@pytest.mark.filterwarnings("ignore:.*parallel=True.*no transformation for parallel")
 @bounded_compiled
 @given(prog=programs())
 def test_backend_matches_python_reference(mode, prog):
-    """(a) outputs and gradients of every backend equal the python reference's."""
-    _run_both(prog, mode, "python")
+    """(a) outputs and gradients of every backend equal the python reference's, either with
+    every length 1 static (the compiled kernels must run), or with lengths 1 known only at
+    run time (a backend may fall back to the reference there, but must be right).  The
+    first kind runs the numba kernels' parallel variants, the second their serial ones.  Each
+    example runs one kind (by its seed's parity), to halve the compile time."""
+    if prog.seed % 2 == 0:
+        _run_both(prog, mode, "python", static_ones=True, parallel=True)
+    else:
+        _run_both(prog, mode, "python")
 
 
 @bounded
@@ -130,6 +163,7 @@ def test_fuzz_long_all_checks(prog):
     _run_both(prog, "python", "python", "fast_run", None)
     for mode in MODES:
         if mode != "python":
+            _run_both(prog, mode, "python", static_ones=True, parallel=True)
             _run_both(prog, mode, "python")
     if not prog.kinked():
         _fd_check(prog)
