@@ -206,7 +206,8 @@ def to_dot(outputs, highlight=None, title: str | None = None, rankdir: str = "TB
         style = dict(_style_of(n))
         if n["kind"] == "apply":
             outs = ", ".join(n["outputs"])
-            named = n["var"].name if len(n["outputs"]) == 1 and n["var"].name else None
+            # the user's name in quotes, where the listing had to change it
+            named = n["var"].name if len(n["outputs"]) == 1 and n["var"].name not in (None, outs) else None
             head = _shorten(n["op"], max_label)
             if kernels and n.get("kernel") and sizes[n["kernel"]] == 1:
                 head = f"{n['kernel']}: {head}"  # a kernel of one node: named in the label, no cluster
