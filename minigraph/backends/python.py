@@ -12,6 +12,11 @@ def node_error(node, exc: Exception) -> Exception:
     """``exc`` re-raised with the node, its input types and the user's line attached."""
     inputs = ", ".join(str(v.type) for v in node.inputs)
     message = f"{exc}\n  while computing {node.op} on ({inputs})\n  built at: {format_trace(node.trace)}"
+    if isinstance(exc, MemoryError) or (isinstance(exc, ValueError) and "array is too big" in str(exc)):
+        # numpy's _ArrayMemoryError takes (shape, dtype), not a message, and a size past int64
+        # is a ValueError: both are a buffer too large for memory
+        buffers = ", ".join(f"{o!r}: {o.type}" for o in node.outputs)
+        return MemoryError(message + f"\n  the buffer: {buffers}")
     try:
         return type(exc)(message)
     except Exception:  # exception types with unusual constructors
