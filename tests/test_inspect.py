@@ -46,7 +46,8 @@ def test_explain_bn_raw_step_bytes_by_hand():
     assert bn.writes == {"y": BIG, "mean": PARAM, "invstd": PARAM, "a": PARAM, "b": PARAM}
     # the mean's sum: one pass over x, D results, N*D additions
     s = _row(e, "sum{axis=0}(x)")
-    assert (s.bytes_read, s.bytes_written, s.flops, s.passes) == (BIG, PARAM, N * D, 1)
+    assert (s.bytes_read, s.bytes_written, s.flops, s.passes, s.ops) == (BIG, PARAM, N * D, 1, 1)
+    assert bn.ops > 10                                         # the primitives of its inner graph
     assert s.largest_input == "x" and s.largest_input_bytes == BIG
     # x - mean: reads x and the (1, D) mean through its dimshuffle, writes an (N, D) array
     c = _row(e, "x_centered = sub(x, mean")
@@ -76,6 +77,8 @@ def test_explain_bn_train_step_fused(mode):
         assert r.bytes_written == sum(r.writes.values())
         if r.kind in ("reduce", "fused_reduce"):
             assert r.passes == 1
+        if r.kind.startswith("fused"):
+            assert r.ops > 1                                  # a fused kernel stands for several ops
         # (N, D) arrays, per-feature vectors or scalars
         assert all(b in (BIG, PARAM) or b <= 8 for b in r.writes.values()), r.writes
     namer = canonical_namer(f.fgraph.outputs, f.fgraph.inputs)

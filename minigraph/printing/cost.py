@@ -57,6 +57,24 @@ def node_kind(node) -> str:
     return "other"
 
 
+def primitive_ops(node) -> int:
+    """How many primitive ops a node stands for: the steps of a fused scalar program (plus its
+    reductions), the nodes of a composite op's inner graph, else 1 (0 for views and shape
+    queries, which compute nothing)."""
+    if is_view(node) or not reads_data(node):
+        return 0
+    program = getattr(getattr(node.op, "scalar_op", None), "program", None)
+    if program is not None:
+        return len(program) + len(getattr(node.op, "kinds", ()))
+    inner = getattr(node.op, "inner_graph", None)
+    if callable(inner):
+        from minigraph.graph.basic import toposort
+
+        inputs, outputs = inner()
+        return sum(primitive_ops(n) for n in toposort(outputs, stop_at=inputs))
+    return 1
+
+
 def size_of(shape) -> int | None:
     """Number of elements of a shape (None if a length is unknown)."""
     if shape is None or any(s is None for s in shape):

@@ -34,6 +34,8 @@ class KernelRow:
     largest_input_bytes: int | None
     reads: dict = field(default_factory=dict)    # name -> bytes
     writes: dict = field(default_factory=dict)   # name -> bytes
+    #: primitive ops computed by the kernel: a fused node counts the steps of its scalar program
+    ops: int = 0
 
 
 @dataclass
@@ -66,16 +68,17 @@ class Explanation:
     def text(self, nodes: bool = True, all_kernels: bool = False) -> str:
         """The table; ``nodes`` adds each kernel's nodes below it; ``all_kernels`` keeps views."""
         rows = self.rows if all_kernels else self.compute_rows()
-        head = ["kernel", "kind", "nodes", "read", "written", "flops", "passes", "largest input"]
-        body = [[r.label, r.kind, str(len(r.nodes)), human_bytes(r.bytes_read), human_bytes(r.bytes_written),
+        head = ["kernel", "kind", "nodes", "ops", "read", "written", "flops", "passes", "largest input"]
+        body = [[r.label, r.kind, str(len(r.nodes)), str(r.ops), human_bytes(r.bytes_read), human_bytes(r.bytes_written),
                  human_count(r.flops), str(r.passes),
                  f"{r.largest_input} ({human_bytes(r.largest_input_bytes)})" if r.largest_input else "-"]
                 for r in rows]
         hidden = len(self.rows) - len(rows)
-        total = ["total", "", str(sum(len(r.nodes) for r in self.rows)), human_bytes(self.bytes_read),
+        total = ["total", "", str(sum(len(r.nodes) for r in self.rows)), str(sum(r.ops for r in self.rows)),
+                 human_bytes(self.bytes_read),
                  human_bytes(self.bytes_written), human_count(self.flops), "", ""]
         widths = [max(len(row[i]) for row in [head, total] + body) for i in range(len(head))]
-        right = {2, 3, 4, 5, 6}
+        right = {2, 3, 4, 5, 6, 7}
 
         def fmt(row):
             return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
@@ -213,7 +216,8 @@ def explain(f, *inputs) -> Explanation:
         kind = cost.node_kind(k.nodes[0]) if len(k.nodes) == 1 else (k.kind or "kernel")
         rows.append(KernelRow(k.label, kind, [_node_line(n, namer) for n in k.nodes], _total(reads.values()),
                               _total(writes.values()), flop, int(passes), largest,
-                              reads.get(largest) if largest else None, reads, writes))
+                              reads.get(largest) if largest else None, reads, writes,
+                              sum(cost.primitive_ops(n) for n in k.nodes)))
     return Explanation(rows, getattr(f, "mode", "?"), "example inputs" if inputs else "static types")
 
 
