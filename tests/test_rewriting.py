@@ -497,3 +497,48 @@ def test_pipelines_give_the_same_training_step(pipeline):
     got = mg.function(inputs, [cost] + [u for _, u in updates], mode="python", rewrites=pipeline)(xv, lv)
     for a, b in zip(ref, got):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# --- composite ops -------------------------------------------------------------------------
+
+def test_composite_ops_are_inlined_and_their_statistics_merged():
+    from minigraph.graph.opfromgraph import OpFromGraph
+    from minigraph.rewriting.inline import inline_composites
+
+    a, b = T.dvector("a"), T.dvector("b")
+    axpy = OpFromGraph([a, b], [T.exp(a) * 2.0 + b], name="axpy")
+    u, v = T.dvector("u"), T.dvector("v")
+    out = axpy(u, v)
+    g = mg.grad(T.sum(out), u)      # derived from the inner graph: exp(u) appears again
+    fg, log = rewritten([u, v], [out, g], rules=(), passes=[inline_composites, merge])
+    assert log.counts()["inline_composite"] == 1
+    assert not any(isinstance(n.op, OpFromGraph) for n in fg.toposort())
+    assert sum(isinstance(getattr(n.op, "scalar_op", None), E.Exp) for n in fg.toposort()) == 1
+    uv, vv = np.arange(3.0), np.ones(3)
+    o, gu = evaluate(fg, [uv, vv])
+    np.testing.assert_allclose(o, np.exp(uv) * 2 + vv)
+    np.testing.assert_allclose(gu, np.exp(uv) * 2)
+
+
+def test_batch_norm_op_is_inlined_with_mean_and_variance_once():
+    x = T.dmatrix("x")
+    gamma, beta = T.dvector("gamma"), T.dvector("beta")
+    out, mean, invstd = T.nnet.bn.batch_normalization_train(x, gamma, beta)
+    cost = T.sum(T.tanh(out))
+    grads = mg.grad(cost, [x, gamma, beta])
+    f = mg.function([x, gamma, beta], [cost] + grads, mode="python")
+    assert "inline_composite" in f.rewrite_log.counts()
+    reductions = [n for n in f.fgraph.toposort() if isinstance(n.op, (M.Sum, M.FusedReduce)) and n.inputs[0] is x]
+    formulas = [n.op.scalar_op.formulas() if isinstance(n.op, M.FusedReduce) else ["i0"] for n in reductions]
+    assert sum(fs == ["i0"] for fs in formulas) == 1                    # sum(x): the mean
+    assert sum("sqr(sub(i0, i1))" in fs for fs in formulas) == 1         # sum((x - mean)^2): the variance
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(3)]
+    ref = mg.function([x, gamma, beta], [cost] + grads, mode="python", rewrites=None)(*values)
+    for a, b in zip(ref, f(*values)):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+def test_useless_cast_and_identity_disappear(xs):
+    x, y, xv, yv = xs
+    check([x], E.Elemwise(E.Identity())(x) * 2.0, x * 2.0, [xv], "local_useless_elemwise_cast")
