@@ -130,7 +130,8 @@ class SoftmaxCrossEntropy(Op):
 
     def perform(self, node, inputs):
         x, y = inputs
-        if x.shape[0] != y.shape[0] or (y.size and (y.min() < 0 or y.max() >= x.shape[1])):
+        # negative labels count from the end, as in the indexing graph this op replaces
+        if x.shape[0] != y.shape[0] or (y.size and (y.min() < -x.shape[1] or y.max() >= x.shape[1])):
             raise IndexError(f"{self}: labels of shape {y.shape} (range [{y.min() if y.size else 0}, "
                              f"{y.max() if y.size else 0}]) do not fit logits of shape {x.shape}")
         m = np.max(x, axis=1, keepdims=True)
