@@ -51,6 +51,20 @@ def test_memory_error_in_an_update_leaves_shared_variables_alone(mode):
     np.testing.assert_array_equal(W.get_value(), [2, 2, 2])
 
 
+def test_a_failed_call_changes_no_shared_variable(mode):
+    """An update written in place (W + 1 into W's buffer) must not show when a later node of
+    the same call fails: the call raises and every shared variable keeps its value."""
+    W = mg.shared(np.zeros(3, "float32"), name="W")
+    V = mg.shared(np.arange(3, dtype="float32"), name="V")
+    i = T.lvector("i")
+    f = mg.function([i], [], updates=[(W, W + 1.0), (V, V[i])], mode=mode)
+    f(np.array([2, 1, 0]))
+    with pytest.raises(IndexError):
+        f(np.array([5, 1, 0]))
+    np.testing.assert_array_equal(W.get_value(), [1, 1, 1])
+    np.testing.assert_array_equal(V.get_value(), [2, 1, 0])
+
+
 # --- index arithmetic past 2**31 ----------------------------------------------------------------
 
 BIG = 2**31 + 16
