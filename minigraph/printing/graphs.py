@@ -232,24 +232,16 @@ def to_dot(outputs, highlight=None, title: str | None = None, rankdir: str = "TB
         lines.append(f"    label={dot_string(name)}; style=dashed; color=\"#d08000\"; fontcolor=\"#d08000\";")
         lines += ["  " + m for m in members]
         lines.append("  }")
+    n_inputs = {n["key"]: len(n["node"].inputs) for n in model.nodes if n["node"] is not None}
     for e in model.edges:
         attrs = []
-        if len(e["positions"]) > 1 or _n_inputs(model, e["target"]) > 1:
+        if len(e["positions"]) > 1 or n_inputs[e["target"]] > 1:  # positions matter only with several inputs
             attrs.append(f"label={dot_string(e['label'])}")
         if e["output"]:
             attrs.append(f"taillabel={dot_string('out ' + str(e['output']))}")
         lines.append(f"  {ids[e['source']]} -> {ids[e['target']]}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _n_inputs(model: _Model, key: str) -> int:
-    counts = model.__dict__.setdefault("_n_inputs", {})
-    if not counts:
-        for n in model.nodes:
-            if n["node"] is not None:
-                counts[n["key"]] = len(n["node"].inputs)
-    return counts.get(key, 0)
 
 
 def _types(node) -> str:

@@ -6,7 +6,7 @@ that groups nodes exposes them on its thunk as ``thunk.kernels``: a sequence of 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -19,7 +19,6 @@ class KernelInfo:
     kind: str = ""
     passes: int | None = None
     source: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
