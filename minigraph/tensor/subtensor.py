@@ -63,6 +63,8 @@ class Subtensor(Op):
         x = as_tensor_variable(x)
         if len(self.idx) > x.ndim:
             raise build_error(self, [x], f"too many indices ({len(self.idx)}) for {x.ndim} dimensions", IndexError)
+        if any(isinstance(e, tuple) and e[3] == 0 for e in self.idx):
+            raise build_error(self, [x], "slice step cannot be zero")
         shape = []
         for d, e in enumerate(self.idx):
             n = x.type.shape[d]
@@ -86,6 +88,16 @@ class Subtensor(Op):
         return [gx] + [None] * len(sym)
 
 
+def _check_fits(op, x, y, view) -> None:
+    """``y`` must broadcast to the indexed ``view`` of ``x`` and convert to its dtype (numpy's
+    same-kind rule: no float into an integer tensor)."""
+    if y.ndim > view.ndim or any(a is not None and b is not None and a != 1 and a != b
+                                 for a, b in zip(reversed(y.type.shape), reversed(view.type.shape))):
+        raise build_error(op, [x, y], f"cannot fit {y.type} into {view.type}")
+    if not np.can_cast(y.dtype, x.dtype, "same_kind"):
+        raise build_error(op, [x, y], f"cannot write {y.dtype} values into a {x.dtype} tensor; cast them first", TypeError)
+
+
 @dataclass(frozen=True)
 class IncSubtensor(Op):
     """A copy of ``x`` with ``y`` added to (or, with ``set``, written into) ``x[idx]``."""
@@ -100,8 +112,7 @@ class IncSubtensor(Op):
     def make_node(self, x, y, *sym) -> Apply:
         x, y = as_tensor_variable(x), as_tensor_variable(y)
         view = Subtensor(self.idx).make_node(x, *sym).outputs[0]
-        if y.ndim > view.ndim:
-            raise build_error(self, [x, y], f"cannot fit {y.type} into {view.type}")
+        _check_fits(self, x, y, view)
         return Apply(self, [x, y, *sym], [x.type])
 
     def perform(self, node, inputs):
@@ -164,6 +175,8 @@ class AdvancedSubtensor(Op):
         arrays = [as_tensor_variable(a) for a in arrays]
         if len(self.idx) > x.ndim:
             raise build_error(self, [x, *arrays], f"too many indices ({len(self.idx)}) for {x.ndim} dimensions", IndexError)
+        if any(isinstance(e, tuple) and e[3] == 0 for e in self.idx):
+            raise build_error(self, [x, *arrays], "slice step cannot be zero")
         for a in arrays:
             if np.dtype(a.dtype).kind not in "iu":
                 raise build_error(self, [x, *arrays], f"index arrays must be integers, got {a.type}", TypeError)
@@ -201,8 +214,7 @@ class AdvancedIncSubtensor(Op):
         x, y = as_tensor_variable(x), as_tensor_variable(y)
         arrays = [as_tensor_variable(a) for a in arrays]
         view = AdvancedSubtensor(self.idx).make_node(x, *arrays).outputs[0]
-        if y.ndim > view.ndim:
-            raise build_error(self, [x, y], f"cannot fit {y.type} into {view.type}")
+        _check_fits(self, x, y, view)
         return Apply(self, [x, y, *arrays], [x.type])
 
     def perform(self, node, inputs):
