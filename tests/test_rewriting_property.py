@@ -41,7 +41,8 @@ def programs(draw):
     labels = T.lvector("labels")
     pool = [(A, (m, n)), (B, (m, n)), (v, (n,)), (C, (n, p))]
     for _ in range(draw(st.integers(2, 7))):
-        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce", "dot", "index", "shuffle", "softmax"]))
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce", "dot", "index", "shuffle", "softmax",
+                                     "nll", "rows", "slice", "reshape"]))
         x, sx = pool[draw(st.integers(0, len(pool) - 1))]
         if kind == "unary":
             pool.append((UNARY[draw(st.sampled_from(sorted(UNARY)))](x), sx))
@@ -69,6 +70,16 @@ def programs(draw):
             pool.append((x.dimshuffle("x", 0), (1,) + sx))
         elif kind == "softmax" and len(sx) == 2:
             pool.append((T.log(T.nnet.softmax(x)), sx))
+        elif kind == "nll" and len(sx) == 2 and sx[0] == m:
+            rows = T.arange(labels.shape[0]) if draw(st.booleans()) else T.arange(x.shape[0])
+            pool.append((-T.log(T.nnet.softmax(x))[rows, labels % sx[1]], (m,)))
+        elif kind == "rows" and len(sx) == 2:
+            pool.append((x[labels % sx[0]], (m,) + sx[1:]))
+        elif kind == "slice" and len(sx) >= 1 and sx[0] > 1:
+            pool.append((x[1:], (sx[0] - 1,) + sx[1:]))
+        elif kind == "reshape" and len(sx) == 2:
+            flat = T.reshape(x, (-1,))
+            pool.append((T.reshape(flat, (sx[1], sx[0])), sx[::-1]))
     outs = [o for o, _ in pool[4:]][-3:] or [A * 1.0]
     cost = T.sum(outs[-1])
     grads = mg.grad(cost, [A, v], disconnected_inputs="ignore")
