@@ -215,11 +215,13 @@ def test_sum_and_mean_dtypes_follow_numpy(mode):
         np.testing.assert_allclose(out, ref, rtol=1e-6)
 
 
-def test_sum_with_dtype_argument(mode):
+def test_sum_with_dtype_argument_and_small_int_accumulation(mode):
     x = T.bvector("x")
     xv = np.full(200, 100, dtype="int8")
-    out = run(mode, [x], x.sum(dtype="int64"), xv)
-    assert out.dtype == np.int64 and out == 20000
+    s, s_default, p = run(mode, [x], [x.sum(dtype="int64"), x.sum(), x[:5].prod()], xv)
+    assert s.dtype == np.int64 and s == 20000
+    assert s_default.dtype == np.int64 and s_default == 20000  # numpy accumulates int8 in int64
+    assert p.dtype == np.int64 and p == 100 ** 5
 
 
 def test_argmax_argmin(mode, rng):

@@ -218,6 +218,10 @@ class Prod(Reduce):
     def out_dtype(self, dtype):
         return str(np.prod(np.zeros(1, dtype)).dtype)
 
+    def perform(self, node, inputs):
+        # np.prod accumulates small integers in int64, as the output dtype says (multiply.reduce would not)
+        return (np.asarray(np.prod(inputs[0], axis=self.axis), dtype=node.outputs[0].dtype),)
+
     def grad(self, inputs, outputs, output_grads):
         # d prod / d x_i = prod / x_i; exact for inputs without zeros
         x = inputs[0]
