@@ -37,6 +37,9 @@ def _fresh(v) -> bool:
     fresh_ops = (E.Elemwise, M.Reduce, M.FusedReduce, M.Dot, S.Alloc, S.Join, S.Repeat, ST.IncSubtensor,
                  ST.AdvancedIncSubtensor, ST.AdvancedSubtensor, NN.Softmax, NN.LogSoftmax, NN.SoftmaxCrossEntropy)
     node = v.owner
+    if node is not None and isinstance(node.op, E.Elemwise) and len(node.inputs) == 1 \
+            and isinstance(node.op.scalar_op, (E.Add, E.Mul)):
+        return False  # a one-operand add or mul returns its operand itself
     return node is not None and isinstance(node.op, fresh_ops)
 
 
