@@ -15,6 +15,10 @@ joins its consumer's region when it is elementwise and computes a result of the 
 instead of ``m`` times).  A producer whose result is also used outside the region becomes an
 extra output of the fused node, unless that would make a cycle (an outside path from the
 region back into it).  Regions of a single node are left as they are.
+
+A fused node's ``trace`` is the user's line of its last (elementwise) or first (reduction)
+node; ``node.step_traces`` holds the line of each step of its scalar program, for messages
+about one step (the NaN guard).
 """
 from __future__ import annotations
 
@@ -46,9 +50,9 @@ def _program_size(node) -> int:
     return len(op.program) if isinstance(op, E.Composite) else 1
 
 
-def build_composite(nodes, wanted):
+def build_composite(nodes, wanted, traces: list | None = None):
     """The Composite computing ``wanted`` from the nodes (in topological order) and the list
-    of outer inputs it reads."""
+    of outer inputs it reads; ``traces``, if given, receives the user's line of each step."""
     produced = {o for n in nodes for o in n.outputs}
     inputs, index = [], {}
     for n in nodes:
@@ -62,26 +66,31 @@ def build_composite(nodes, wanted):
             inputs.append(v)
     slots = dict(index)
     program = []
+    step_traces = traces if traces is not None else []
     n_in = len(inputs)
     for n in nodes:
         op = n.op.scalar_op
         args = [slots[v] for v in n.inputs]
         if isinstance(op, E.Composite):
             local = list(args)
-            for sub_op, sub_args in op.program:
+            inner = getattr(n, "step_traces", None) or [n.trace] * len(op.program)
+            for (sub_op, sub_args), trace in zip(op.program, inner):
                 program.append((sub_op, tuple(local[a] for a in sub_args)))
                 local.append(n_in + len(program) - 1)
+                step_traces.append(trace)
             for o, out_slot in zip(n.outputs, op.outputs):
                 slots[o] = local[out_slot]
         else:
             program.append((op, tuple(args)))
             slots[n.outputs[0]] = n_in + len(program) - 1
+            step_traces.append(n.trace)
     outs = []
     for v in wanted:
         s = slots[v]
         if s < n_in:  # never return an input itself: outputs are fresh arrays
             program.append((E.Identity(), (s,)))
             s = n_in + len(program) - 1
+            step_traces.append(None)
         outs.append(s)
     comp = E.Composite(n_in, tuple(program), tuple(outs), tuple(v.dtype for v in inputs))
     return comp, inputs
@@ -236,9 +245,12 @@ def fuse_reductions(fgraph, log) -> int:
     for k in _keep_acyclic(fgraph, proposals):
         members = groups[k]["members"]
         nodes = sorted({n for _, _, region in members for n in region}, key=lambda n: pos[n])
-        comp, ins = build_composite(nodes, [m[0].inputs[0] for m in members])
+        traces: list = []
+        comp, ins = build_composite(nodes, [m[0].inputs[0] for m in members], traces)
         op = M.FusedReduce(comp, members[0][0].op.axis, tuple(m[1] for m in members))
-        outs = op.make_node(*ins).outputs
+        new = op.make_node(*ins)
+        new.trace, new.step_traces = members[0][0].trace, tuple(traces)
+        outs = new.outputs
         pairs = [(m[0].outputs[0], o) for m, o in zip(members, outs)]
         if apply_replacement(fgraph, log, "reduction_fusion", pairs):
             changes += 1
@@ -324,9 +336,10 @@ def fuse_elemwise(fgraph, log) -> int:
         members = set(region)
         wanted = [o for n in region for o in n.outputs
                   if any(c == "output" or c not in members for c, _ in fgraph.clients.get(o, ()))]
-        comp, ins = build_composite(region, wanted)
+        traces: list = []
+        comp, ins = build_composite(region, wanted, traces)
         new = E.Elemwise(comp).make_node(*ins)
-        new.trace = region[-1].trace
+        new.trace, new.step_traces = region[-1].trace, tuple(traces)
         if apply_replacement(fgraph, log, "elemwise_fusion", list(zip(wanted, new.outputs))):
             changes += 1
     return changes

@@ -47,6 +47,8 @@ def _mark(fgraph, log, node, pairs, rule) -> bool:
     op = E.Elemwise(node.op.scalar_op, inplace=tuple(pairs))
     # same inputs, same output types: no need to infer them again
     new = Apply(op, list(node.inputs), [o.type for o in node.outputs], trace=node.trace)
+    if hasattr(node, "step_traces"):
+        new.step_traces = node.step_traces
     return apply_replacement(fgraph, log, rule, list(zip(node.outputs, new.outputs)))
 
 
