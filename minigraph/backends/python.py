@@ -42,8 +42,9 @@ def _bad_values(a) -> str:
     return ", ".join(f"{n} {k}" for n, k in kinds if n) + f" of {a.size} values"
 
 
-def _first_bad_step(scalar_op, inputs) -> str | None:
-    """For a fused program: the first step that turns finite arguments into NaN or Inf."""
+def _first_bad_step(scalar_op, inputs) -> tuple | None:
+    """For a fused program: (index, formula, argument names and values) of the first step
+    that turns finite arguments into NaN or Inf."""
     from minigraph.tensor.elemwise import Composite
 
     if not isinstance(scalar_op, Composite):
@@ -51,12 +52,12 @@ def _first_bad_step(scalar_op, inputs) -> str | None:
     slots = [np.asarray(x) for x in inputs]
     names = [f"i{i}" for i in range(scalar_op.n_inputs)]
     with np.errstate(all="ignore"):
-        for op, args in scalar_op.program:
+        for k, (op, args) in enumerate(scalar_op.program):
             vals = [slots[a] for a in args]
             out = np.asarray(op.impl(*vals))
             formula = f"{op.name}({', '.join(names[a] for a in args)})"
             if all(_finite(v) for v in vals) and not _finite(out):
-                return formula
+                return k, formula, [(names[a], slots[a]) for a in args]
             slots.append(out)
             names.append(formula)
     return None
@@ -70,10 +71,19 @@ def check_finite(node, inputs, outputs) -> None:
     lines = [f"nan_guard: {node.op} produced NaN or Inf from finite inputs ({bad})",
              "  inputs: " + "; ".join(_value_range(v, x) for v, x in zip(node.inputs, inputs))]
     scalar_op = getattr(node.op, "scalar_op", None)
-    step = _first_bad_step(scalar_op, inputs) if scalar_op is not None else None
-    if step is not None:
+    found = _first_bad_step(scalar_op, inputs) if scalar_op is not None else None
+    trace = node.trace
+    if found is not None:
+        k, step, args = found
         lines.append(f"  first step of the fused program to do so: {step}")
-    lines.append(f"  built at: {format_trace(node.trace)}")
+        lines.append("  its arguments: " + "; ".join(
+            f"{name} in [{np.min(x):.4g}, {np.max(x):.4g}]" if np.size(x) and np.asarray(x).dtype.kind in "biuf"
+            else f"{name} of shape {np.shape(x)}" for name, x in args))
+        # the fusion rewrite keeps the user's line of every step of the program
+        step_traces = getattr(node, "step_traces", ())
+        if k < len(step_traces) and step_traces[k] is not None:
+            trace = step_traces[k]
+    lines.append(f"  built at: {format_trace(trace)}")
     raise FloatingPointError("\n".join(lines))
 
 
