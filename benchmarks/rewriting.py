@@ -13,7 +13,6 @@ import argparse
 import statistics
 import time
 
-import minigraph as mg
 import minigraph.tensor as T
 from minigraph.graph.basic import graph_inputs
 from minigraph.graph.fg import FunctionGraph
