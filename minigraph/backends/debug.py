@@ -57,6 +57,7 @@ class DebugLinker:
 
         self.fgraph = fgraph
         self.numba = NumbaLinker(fgraph, profile=profile, nan_guard=nan_guard, observer=compare)
+        self.fresh_outputs = self.numba.fresh_outputs
 
     def __call__(self, inputs):
         return self.numba._run(inputs)  # no reference rerun: a difference must surface

@@ -24,7 +24,7 @@ from minigraph.graph.basic import Constant, graph_inputs, toposort
 from minigraph.printing.text import Namer, constant_text, escape
 
 #: elements of work from which a kernel's parallel variant runs
-PARALLEL_THRESHOLD = 1 << 16
+PARALLEL_THRESHOLD = 1 << 18
 
 
 def num_threads() -> int:
@@ -98,7 +98,7 @@ class NumbaLinker:
 
     def _build(self, order, resolve):
         fgraph = self.fgraph
-        reserved = {"np", "inputs", "_b", "_c", "_z", "_nt", "_T", "_pc", "_prof", "_guard", "_n", "_keys", "_t0"}
+        reserved = {"np", "inputs", "_b", "_c", "_z", "_nt", "_T", "_pc", "_prof", "_guard", "_n", "_keys", "_t0", "_st"}
         reserved |= {f"_k{i}{s}" for i in range(len(order)) for s in "sp"}
         reserved |= {f"R{i}" for i in range(4 * len(order) + 8)}
         namer = Namer(reserved=reserved)
@@ -127,6 +127,16 @@ class NumbaLinker:
         outputs = [resolve(v) for v in fgraph.outputs]
         out_ids = {id(v) for v in outputs}
         const_slots: dict[int, str] = {}
+        uses: dict[int, int] = {}
+        for node, ins in order:
+            for v in ins:
+                uses[id(v)] = uses.get(id(v), 0) + 1
+        for v in outputs:
+            uses[id(v)] = uses.get(id(v), 0) + 1
+        # update outputs that may overwrite their shared variable (marked by the in-place rewrite)
+        update_of = {id(outputs[o]): resolve(fgraph.inputs[i]) for o, i in getattr(fgraph, "inplace_updates", ())}
+        ns["_st"] = [0]
+        kernel_outputs: set[int] = set()
 
         def ref(v):
             v = resolve(v)
@@ -168,7 +178,15 @@ class NumbaLinker:
                 serial, par = cache.build(lowered.source, fastmath=lowered.fastmath, parallel=lowered.parallel)
                 ns[f"_k{k}s"], ns[f"_k{k}p"] = serial, par
                 bufs = []
-                for o in node.outputs:
+                for j, o in enumerate(node.outputs):
+                    # (not in debug mode: the check reruns each node on its inputs afterwards)
+                    target_in = None if self.observer is not None else self._inplace_input(
+                        node, j, ins, outputs, out_ids, kernel_outputs, uses, update_of)
+                    if target_in is not None:  # written into that input's own buffer
+                        bufs.append(ref(target_in))
+                        if id(o) in update_of:
+                            stmts.append("_st[0] = 1  # a shared value is overwritten from here on")
+                        continue
                     b, store = buffer(o)
                     bufs.append(b)
                     if store:
@@ -183,6 +201,7 @@ class NumbaLinker:
                 else:
                     stmts.append(f"{target} = _k{k}s(1, {call_args})")
                 name = f"k{k}"
+                kernel_outputs.update(id(o) for o in node.outputs)
                 self._kernel_sources.append((name, lowered.source))
                 record = KernelRecord([node], lowered.kind, f"{name} {lowered.kind} {_one_line(node.op)}",
                                       lowered.source, lowered.passes)
@@ -205,6 +224,15 @@ class NumbaLinker:
             body += ["    " + s for s in stmts + stores]
             self._records.append(record)
         results = [ref(v) for v in outputs]
+        if any("_st[0] = 1" in line for line in body):
+            body.insert(1, "    _st[0] = 0  # set once a shared value is overwritten in place")
+        # outputs straight from a kernel are arrays allocated for this call (never buffered):
+        # mg.function need not copy them (the first time each appears)
+        seen_out: set[int] = set()
+        self.fresh_outputs = []
+        for v in outputs:
+            self.fresh_outputs.append(id(v) in kernel_outputs and id(v) not in seen_out)
+            seen_out.add(id(v))
         if self.profile is not None:
             body.append("    _prof.function_calls += 1")
         body.append(f"    return [{', '.join(results)}]")
@@ -213,6 +241,28 @@ class NumbaLinker:
         exec(code, ns)
         self._run = ns["run"]
         self._ns = ns
+
+    @staticmethod
+    def _inplace_input(node, j, ins, outputs, out_ids, kernel_outputs, uses, update_of):
+        """The input whose buffer output ``j`` of an elementwise node may overwrite, or None.
+
+        Honours the ``inplace`` marks of the in-place rewrite where the buffer is ours to
+        overwrite: a shared variable being updated (``fgraph.inplace_updates``), or an
+        intermediate made by a kernel, read by this node only and not returned to the user.
+        """
+        pairs = dict(getattr(node.op, "inplace", ()) or ())
+        if j not in pairs:
+            return None
+        v, o = ins[pairs[j]], node.outputs[j]
+        if v.type.dtype != o.type.dtype or [s == 1 for s in v.type.shape] != [s == 1 for s in o.type.shape]:
+            return None
+        if sum(1 for u in ins if u is v) != 1:
+            return None
+        if id(o) in update_of:
+            return v if update_of[id(o)] is v else None
+        if id(v) in kernel_outputs and uses.get(id(v)) == 1 and id(o) not in out_ids and id(v) not in out_ids:
+            return v
+        return None
 
     def _fallback(self, node, ctx):
         warnings.warn(f"numba backend: no lowering for {type(node.op).__name__} ({_one_line(node.op)}); "
@@ -227,7 +277,11 @@ class NumbaLinker:
         try:
             return self._run(inputs)
         except Exception as exc:  # rerun on the reference: its error names the node
-            outs = self._reference_run(inputs)
+            if self._ns["_st"][0]:
+                raise RuntimeError(f"numba backend: a kernel failed after shared variables were updated in place "
+                                   f"({_one_line(exc)})") from exc
+            # copies: the reference may return views of inputs where fresh arrays are promised
+            outs = [np.array(o, copy=True) if isinstance(o, np.ndarray) else o for o in self._reference_run(inputs)]
             if not self._warned:
                 self._warned = True
                 warnings.warn(f"numba backend: a compiled kernel failed ({_one_line(exc)}); this call ran on "

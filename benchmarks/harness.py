@@ -1,0 +1,73 @@
+"""Shared benchmark plumbing: a clean environment, timing, the machine's memory bandwidth and
+a table printer.  Benchmarks are run by hand (``python benchmarks/bn.py``), never by pytest."""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+#: variables that change which BLAS kernels run; benchmarks measure the machine's defaults
+_UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def clean_environment(threads: int = 2) -> None:
+    """Re-execute this script without the OpenBLAS overrides and with ``threads`` threads for
+    numba, OpenBLAS and minigraph (before numpy or numba are imported)."""
+    want = {"MINIGRAPH_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    if any(k in os.environ for k in _UNSET) or any(os.environ.get(k) != v for k, v in want.items()):
+        env = {k: v for k, v in os.environ.items() if k not in _UNSET}
+        env.update(want)
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def median_time(fn, repeat: int = 15, warmup: int = 2, min_time: float = 0.0) -> float:
+    """Median seconds of ``fn()`` over ``repeat`` runs (after ``warmup`` runs); each run loops
+    until ``min_time`` has passed so that short calls are measured over many calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        n, start = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+        samples.append(elapsed / n)
+    return statistics.median(samples)
+
+
+def triad_bandwidth(n: int = 1 << 24, repeat: int = 15) -> float:
+    """Bytes per second of a STREAM-like triad ``a = b + s * c`` on float32 arrays, compiled
+    with numba and run in parallel on the configured threads (3 arrays of 4-byte elements per
+    element: the write-allocate traffic is not counted, as in STREAM)."""
+    import numba
+    import numpy as np
+
+    @numba.njit(parallel=True, fastmath=True)
+    def triad(a, b, c, s):
+        for i in numba.prange(a.shape[0]):
+            a[i] = b[i] + s * c[i]
+
+    a = np.zeros(n, np.float32)
+    b = np.ones(n, np.float32)
+    c = np.full(n, 2.0, np.float32)
+    s = np.float32(3.0)
+    t = median_time(lambda: triad(a, b, c, s), repeat=repeat)
+    return 3 * 4 * n / t
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A plain text table; floats shown with 3 significant digits."""
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    cells = [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
