@@ -482,6 +482,7 @@ def test_rewrite_log_and_summary():
     assert f"{log.nodes_before} nodes -> {log.nodes_after} nodes" in text and "elemwise_fusion" in text
     entry = next(e for e in log if e.rule == "local_log_softmax")
     assert entry.replaced[0].startswith("log(") and entry.replacement[0].startswith("log_softmax(")
+    assert type(entry.old[0].owner.op.scalar_op).__name__ == "Log" and type(entry.new[0].owner.op).__name__ == "LogSoftmax"
     assert mg.function(inputs, cost, mode="python", rewrites=None).rewrite_log.entries == []
     with pytest.raises(ValueError, match="rewrites"):
         mg.function(inputs, cost, mode="python", rewrites="fastest")

@@ -49,11 +49,14 @@ def _short(v: Variable) -> str:
 
 @dataclass
 class RewriteEntry:
-    """One firing: the rule, what it replaced and by what (as text, taken when it fired)."""
+    """One firing: the rule, what it replaced and by what (as text, taken when it fired; the
+    variables themselves in ``old`` and ``new``)."""
 
     rule: str
     replaced: tuple
     replacement: tuple
+    old: tuple = field(default=(), repr=False, compare=False)
+    new: tuple = field(default=(), repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.rule}: {'; '.join(self.replaced)} -> {'; '.join(self.replacement)}"
@@ -72,7 +75,8 @@ class RewriteLog:
 
     def record(self, rule: str, old: Sequence[Variable], new: Sequence[Variable]) -> None:
         """Add one firing."""
-        self.entries.append(RewriteEntry(rule, tuple(describe(v) for v in old), tuple(describe(v) for v in new)))
+        self.entries.append(RewriteEntry(rule, tuple(describe(v) for v in old), tuple(describe(v) for v in new),
+                                         tuple(old), tuple(new)))
 
     def counts(self) -> dict[str, int]:
         """How often each rule fired, in order of first firing."""
