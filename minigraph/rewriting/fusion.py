@@ -210,6 +210,13 @@ def _reduction_region(fgraph, node):
 
 def fuse_reductions(fgraph, log) -> int:
     """Reductions absorb their elementwise producers; reductions sharing inputs are grouped."""
+    try:
+        return _fuse_reductions(fgraph, log)
+    finally:
+        fgraph.__dict__.pop("_fusion_pos", None)
+
+
+def _fuse_reductions(fgraph, log) -> int:
     _set_positions(fgraph)
     pos = fgraph._fusion_pos
     keys = shape_keys(fgraph)
@@ -319,6 +326,13 @@ def _depends_through_outside(fgraph, p, members, lowest) -> bool:
 
 def fuse_elemwise(fgraph, log) -> int:
     """Replace maximal elementwise regions by single Elemwise(Composite) nodes."""
+    try:
+        return _fuse_elemwise(fgraph, log)
+    finally:
+        fgraph.__dict__.pop("_fusion_pos", None)
+
+
+def _fuse_elemwise(fgraph, log) -> int:
     _set_positions(fgraph)
     taken: set = set()
     regions = []
