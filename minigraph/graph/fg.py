@@ -113,9 +113,11 @@ class FunctionGraph:
 
     @property
     def apply_nodes(self) -> list[Apply]:
+        """The nodes in topological order."""
         return self.toposort()
 
     def variables(self) -> list[Variable]:
+        """Every variable of the graph (inputs, constants, node outputs)."""
         return list(self.clients)
 
     def __contains__(self, node: Apply) -> bool:

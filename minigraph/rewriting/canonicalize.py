@@ -55,6 +55,7 @@ def _all_ones_shape(v) -> bool:
 
 @local_rule("local_flatten_add_mul", E.Add, E.Mul)
 def local_flatten_add_mul(fgraph, node):
+    """add(add(a, b), c) -> add(a, b, c) (same for mul), inner node first only."""
     cls = type(node.op.scalar_op)
     first = node.inputs[0]
     out = node.outputs[0]
@@ -68,6 +69,7 @@ def local_flatten_add_mul(fgraph, node):
 
 @local_rule("local_neutral_element", E.Add, E.Mul)
 def local_neutral_element(fgraph, node):
+    """x * 1 -> x, x + 0 -> x (constants that do not broadcast the result)."""
     neutral = 0 if isinstance(node.op.scalar_op, E.Add) else 1
     keep = [v for v in node.inputs if not (_all_ones_shape(v) and const_scalar(v) == neutral)]
     if len(keep) == len(node.inputs) or not keep:
@@ -82,6 +84,7 @@ def local_neutral_element(fgraph, node):
 
 @local_rule("local_right_neutral", E.Sub, E.TrueDiv, E.Pow)
 def local_right_neutral(fgraph, node):
+    """x - 0, x / 1, x ** 1 -> x."""
     x, c = node.inputs
     neutral = 0 if isinstance(node.op.scalar_op, E.Sub) else 1
     if _all_ones_shape(c) and const_scalar(c) == neutral and x.dtype == node.outputs[0].dtype:
@@ -91,6 +94,7 @@ def local_right_neutral(fgraph, node):
 
 @local_rule("local_zero_minus", E.Sub)
 def local_zero_minus(fgraph, node):
+    """0 - x -> -x."""
     z, x = node.inputs
     if _all_ones_shape(z) and const_scalar(z) == 0 and x.dtype == node.outputs[0].dtype:
         return [M.neg(x)]
@@ -99,6 +103,7 @@ def local_zero_minus(fgraph, node):
 
 @local_rule("local_sub_self", E.Sub)
 def local_sub_self(fgraph, node):
+    """x - x -> 0 for integer x."""
     x, y = node.inputs
     if x is y and is_int(x) and node.outputs[0].dtype == x.dtype:
         return [M.zeros_like(x)]
@@ -107,6 +112,7 @@ def local_sub_self(fgraph, node):
 
 @local_rule("local_double_neg", E.Neg)
 def local_double_neg(fgraph, node):
+    """-(-x) -> x."""
     x = node.inputs[0]
     if is_elemwise(x, E.Neg):
         return [x.owner.inputs[0]]
@@ -115,6 +121,7 @@ def local_double_neg(fgraph, node):
 
 @local_rule("local_div_by_power_of_two", E.TrueDiv)
 def local_div_by_power_of_two(fgraph, node):
+    """x / c -> x * (1 / c) when c is a power of two (bit-identical)."""
     x, c = node.inputs
     out = node.outputs[0]
     value = const_scalar(c)
@@ -133,6 +140,7 @@ def local_div_by_power_of_two(fgraph, node):
 
 @local_rule("local_pow_special", E.Pow)
 def local_pow_special(fgraph, node):
+    """x ** 2 -> sqr(x), x ** 0.5 -> sqrt(x), x ** -1 -> 1 / x."""
     x, c = node.inputs
     out = node.outputs[0]
     value = const_scalar(c)
@@ -163,6 +171,7 @@ def known_nonnegative(v) -> bool:
 
 @local_rule("local_exp_log", E.Exp, E.Log)
 def local_exp_log(fgraph, node):
+    """log(exp(x)) -> x; exp(log(x)) -> x for x known non-negative."""
     x = node.inputs[0]
     out = node.outputs[0]
     if isinstance(node.op.scalar_op, E.Log) and is_elemwise(x, E.Exp):

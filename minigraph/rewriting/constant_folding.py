@@ -18,6 +18,7 @@ MAX_FOLDED_SIZE = 1024
 
 @local_rule("constant_folding")
 def constant_folding(fgraph, node):
+    """A node of constants becomes the constants its perform computes."""
     if not node.inputs or not all(isinstance(i, Constant) for i in node.inputs):
         return None
     if getattr(node.op, "inplace", ()) or "Random" in type(node.op).__name__:

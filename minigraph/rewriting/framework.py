@@ -153,6 +153,7 @@ class Pass:
     name = "pass"
 
     def run(self, fgraph: FunctionGraph, log: RewriteLog) -> int:
+        """Edit ``fgraph``, record firings in ``log``, return the number of changes."""
         raise NotImplementedError
 
 
@@ -179,6 +180,7 @@ class LocalPass(Pass):
         return cached
 
     def run(self, fgraph, log):
+        """See ``Pass.run``."""
         total = 0
         for _ in range(self.max_iter):
             changed = 0
@@ -207,6 +209,7 @@ class GlobalPass(Pass):
         self.fn = fn
 
     def run(self, fgraph, log):
+        """See ``Pass.run``."""
         return self.fn(fgraph, log)
 
 
@@ -219,6 +222,7 @@ class Fixpoint(Pass):
         self.max_iter = max_iter
 
     def run(self, fgraph, log):
+        """See ``Pass.run``."""
         total = 0
         for _ in range(self.max_iter):
             changed = sum(run_pass(p, fgraph, log) for p in self.passes)

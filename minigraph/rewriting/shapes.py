@@ -236,6 +236,7 @@ def shape_keys(fgraph) -> ShapeKeys:
 
 @local_rule("local_shape_constant", S.Shape, S.ShapeI)
 def local_shape_constant(fgraph, node):
+    """shape(x) / shape_i(x) with static lengths -> constants."""
     x = node.inputs[0]
     if isinstance(node.op, S.ShapeI):
         s = x.type.shape[node.op.i]
@@ -247,12 +248,14 @@ def local_shape_constant(fgraph, node):
 
 @local_rule("local_shape_subtensor", Subtensor)
 def local_shape_subtensor(fgraph, node):
+    """shape(v)[i] -> shape_i(v, i)."""
     src = _shape_entry(node.outputs[0])
     return None if src is None else [S.shape_i(*src)]
 
 
 @local_rule("local_shape_i_canonical", S.ShapeI)
 def local_shape_i_canonical(fgraph, node):
+    """shape_i of an intermediate -> shape_i of the root variable fixing that length."""
     keys = shape_keys(fgraph)
     key = keys.dim_key(node.inputs[0], node.op.i)
     if keys.static(key) is not None:
@@ -268,6 +271,7 @@ def local_shape_i_canonical(fgraph, node):
 
 @local_rule("local_useless_sum_to_shape", S.SumToShape)
 def local_useless_sum_to_shape(fgraph, node):
+    """sum_to_shape(g, *lengths) -> g when g already has those lengths."""
     keys = shape_keys(fgraph)
     g, *lengths = node.inputs
     for d, s in enumerate(lengths):
@@ -282,6 +286,7 @@ def local_useless_sum_to_shape(fgraph, node):
 
 @local_rule("local_useless_alloc", S.Alloc)
 def local_useless_alloc(fgraph, node):
+    """alloc(v, *lengths) -> v when v already has those lengths."""
     value, *lengths = node.inputs
     out = node.outputs[0]
     if value.ndim != out.ndim or value.dtype != out.dtype:
@@ -294,6 +299,7 @@ def local_useless_alloc(fgraph, node):
 
 @local_rule("local_alloc_in_elemwise", E.Elemwise)
 def local_alloc_in_elemwise(fgraph, node):
+    """An alloc operand whose broadcast another operand already does -> its value."""
     if node.op.inplace:
         return None
     keys = shape_keys(fgraph)
@@ -326,6 +332,7 @@ def local_alloc_in_elemwise(fgraph, node):
 
 @local_rule("local_sum_of_broadcast", M.Sum)
 def local_sum_of_broadcast(fgraph, node):
+    """sum over a broadcast axis -> value * length; over static length-1 axes -> dimshuffle."""
     x = node.inputs[0]
     out = node.outputs[0]
     axes = node.op.axis
@@ -358,6 +365,7 @@ def local_sum_of_broadcast(fgraph, node):
 
 @local_rule("local_dimshuffle_chain", E.DimShuffle)
 def local_dimshuffle_chain(fgraph, node):
+    """dimshuffle(dimshuffle(x)) -> one dimshuffle; identity patterns vanish."""
     x = node.inputs[0]
     order = node.op.new_order
     inner = x.owner
@@ -374,6 +382,7 @@ def local_dimshuffle_chain(fgraph, node):
 
 @local_rule("local_reshape_chain", S.Reshape)
 def local_reshape_chain(fgraph, node):
+    """reshape(reshape(x)) -> one reshape; a reshape to x's own shape vanishes."""
     x, shp = node.inputs
     out = node.outputs[0]
     if x.owner is not None and isinstance(x.owner.op, S.Reshape):
@@ -390,6 +399,7 @@ def local_reshape_chain(fgraph, node):
 
 @local_rule("local_useless_elemwise_cast", E.Elemwise)
 def local_useless_cast(fgraph, node):
+    """A cast or identity whose output type equals its input's -> the input."""
     op = scalar_op(node.outputs[0])
     if isinstance(op, (E.Cast, E.Identity)) and node.inputs[0].type == node.outputs[0].type:
         return [node.inputs[0]]

@@ -36,6 +36,7 @@ def _is(v, cls) -> bool:
 
 @local_rule("local_log_softmax", E.Log)
 def local_log_softmax(fgraph, node):
+    """log(softmax(x)) -> log_softmax(x)."""
     x = node.inputs[0]
     if _is(x, NN.Softmax):
         return [NN.LogSoftmax(x.owner.op.axis)(x.owner.inputs[0])]
@@ -44,6 +45,7 @@ def local_log_softmax(fgraph, node):
 
 @local_rule("local_log_of_indexed_softmax", E.Log)
 def local_log_of_indexed_softmax(fgraph, node):
+    """log(softmax(x)[idx]) -> log(softmax(x))[idx]."""
     x = node.inputs[0]
     if _is(x, AdvancedSubtensor) and _is(x.owner.inputs[0], NN.Softmax):
         p, *idx = x.owner.inputs
@@ -91,6 +93,7 @@ def local_softmax_nll(fgraph, node):
 
 @local_rule("local_log_sigmoid", E.Log)
 def local_log_sigmoid(fgraph, node):
+    """log(sigmoid(x)) -> -softplus(-x); log(1 - sigmoid(x)) -> -softplus(x)."""
     x = node.inputs[0]
     if is_elemwise(x, E.Sigmoid):
         return [M.neg(M.softplus(M.neg(x.owner.inputs[0])))]
@@ -103,6 +106,7 @@ def local_log_sigmoid(fgraph, node):
 
 @local_rule("local_softplus", E.Log1p, E.Log)
 def local_softplus(fgraph, node):
+    """log1p(exp(x)), log(1 + exp(x)) -> softplus(x)."""
     x = node.inputs[0]
     out = node.outputs[0]
     if isinstance(node.op.scalar_op, E.Log1p):
@@ -150,6 +154,7 @@ def times_s(fgraph, v, s):
 
 @local_rule("local_mul_div_cancel", E.Mul)
 def local_mul_div_cancel(fgraph, node):
+    """mul(..., a / s, ..., s) -> mul(..., a) (also through a scatter of a / s[idx])."""
     ins = node.inputs
     out = node.outputs[0]
     keys = shape_keys(fgraph)
@@ -172,6 +177,7 @@ _UNDERFLOWING = (E.Sigmoid, E.Exp)
 
 @local_rule("local_mul_sub_div_cancel", E.Mul)
 def local_mul_sub_div_cancel(fgraph, node):
+    """(a / s - z) * s -> a - z * s for s a softmax, sigmoid or exp."""
     ins = node.inputs
     out = node.outputs[0]
     keys = shape_keys(fgraph)

@@ -50,8 +50,10 @@ def pad_to(v: Variable, ndim: int) -> Variable:
 
 
 def is_float(v: Variable) -> bool:
+    """``v`` has a float (or complex) dtype."""
     return np.dtype(v.dtype).kind in "fc"
 
 
 def is_int(v: Variable) -> bool:
+    """``v`` has an integer or boolean dtype."""
     return np.dtype(v.dtype).kind in "iub"
