@@ -56,7 +56,8 @@ class DebugLinker:
         from minigraph.backends.numba import NumbaLinker
 
         self.fgraph = fgraph
-        self.numba = NumbaLinker(fgraph, profile=profile, nan_guard=nan_guard, observer=compare)
+        # debug mode also guards against NaN and Inf appearing from finite inputs
+        self.numba = NumbaLinker(fgraph, profile=profile, nan_guard=True, observer=compare)
         self.fresh_outputs = self.numba.fresh_outputs
 
     def __call__(self, inputs):
