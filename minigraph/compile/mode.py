@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 #: the mode used when ``mg.function`` is given none
-DEFAULT_MODE = os.environ.get("MINIGRAPH_MODE", "python")
+DEFAULT_MODE = os.environ.get("MINIGRAPH_MODE", "numba")
 
 MODES = ("python", "numba", "debug")
 
