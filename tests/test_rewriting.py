@@ -37,6 +37,7 @@ def rewritten(inputs, outputs, rules=LOCAL, passes=()):
         LocalPass("test", rules).run(fg, log)
     for p in passes:
         p(fg, log)
+    assert not log.failures, log.failures
     return fg, log
 
 
@@ -543,3 +544,20 @@ def test_batch_norm_op_is_inlined_with_mean_and_variance_once():
 def test_useless_cast_and_identity_disappear(xs):
     x, y, xv, yv = xs
     check([x], E.Elemwise(E.Identity())(x) * 2.0, x * 2.0, [xv], "local_useless_elemwise_cast")
+
+
+def test_a_failing_rule_is_logged_and_skipped(xs):
+    from minigraph.rewriting.framework import local_rule
+
+    @local_rule("broken_rule", E.Tanh)
+    def broken(fgraph, node):
+        raise RuntimeError("bug in a rule")
+
+    x, y, xv, yv = xs
+    fg = FunctionGraph([x], [T.tanh(x) * 1.0])
+    log = RewriteLog()
+    with pytest.warns(RuntimeWarning, match="broken_rule"):
+        LocalPass("test", [broken] + LOCAL).run(fg, log)
+    assert log.failures[0][0] == "broken_rule" and "bug in a rule" in log.failures[0][2]
+    assert "local_neutral_element" in log.counts()  # the other rules still ran
+    np.testing.assert_allclose(evaluate(fg, [xv])[0], np.tanh(xv))

@@ -143,3 +143,4 @@ def test_rewrite_log_records_time_and_node_counts():
     log = f.rewrite_log
     assert log.seconds > 0 and sum(s for _, s, _ in log.pass_seconds) > 0
     assert log.nodes_before > log.nodes_after == len(f.fgraph)
+    assert not log.failures and "FAILED" not in log.summary()

@@ -17,6 +17,7 @@ a ``RewriteEntry`` in the ``RewriteLog``.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -72,6 +73,14 @@ class RewriteLog:
     nodes_after: int = 0
     seconds: float = 0.0
     pass_seconds: list = field(default_factory=list)
+    #: rules or passes that raised (a bug in a rewrite): (name, where, error); the rest ran
+    failures: list = field(default_factory=list)
+
+    def fail(self, name: str, where: str, error: Exception) -> None:
+        """Record (and warn about) a rewrite that raised; compiling goes on without it."""
+        self.failures.append((name, where, f"{type(error).__name__}: {error}"))
+        warnings.warn(f"rewrite {name} failed on {where} and was skipped: {type(error).__name__}: {error}",
+                      RuntimeWarning, stacklevel=2)
 
     def record(self, rule: str, old: Sequence[Variable], new: Sequence[Variable]) -> None:
         """Add one firing."""
@@ -93,6 +102,8 @@ class RewriteLog:
         width = max((len(k) for k in counts), default=0)
         for rule, n in counts.items():
             lines.append(f"  {rule:<{width}}  {n}")
+        for name, where, error in self.failures:
+            lines.append(f"  FAILED {name} on {where}: {error}")
         return "\n".join(lines)
 
     def __len__(self) -> int:
@@ -188,11 +199,16 @@ class LocalPass(Pass):
                 if node not in fgraph.nodes:
                     continue
                 for rule in self.rules_for(node):
-                    result = rule(fgraph, node)
-                    if result is None:
+                    try:
+                        result = rule(fgraph, node)
+                        if result is None:
+                            continue
+                        pairs = list(result.items()) if isinstance(result, dict) else list(zip(node.outputs, result))
+                        done = apply_replacement(fgraph, log, rule.name, pairs)
+                    except Exception as e:  # a bug in one rule must not stop the compilation
+                        log.fail(rule.name, str(node.op), e)
                         continue
-                    pairs = list(result.items()) if isinstance(result, dict) else list(zip(node.outputs, result))
-                    if apply_replacement(fgraph, log, rule.name, pairs):
+                    if done:
                         changed += 1
                         break
             total += changed
@@ -235,7 +251,11 @@ class Fixpoint(Pass):
 def run_pass(p: Pass, fgraph: FunctionGraph, log: RewriteLog) -> int:
     """Run one pass and note its time in the log."""
     start = time.perf_counter()
-    n = p.run(fgraph, log)
+    try:
+        n = p.run(fgraph, log)
+    except Exception as e:  # every edit is a complete replacement: the graph stays valid
+        log.fail(p.name, "the graph", e)
+        n = 0
     log.pass_seconds.append((p.name, time.perf_counter() - start, n))
     return n
 
