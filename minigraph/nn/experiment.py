@@ -50,7 +50,7 @@ class VariantResult:
 
     name: str
     history: History
-    trainer: Trainer
+    trainer: Trainer | None  # None when read back from history.json
 
     def summary(self) -> dict:
         """The final-table row."""
@@ -59,7 +59,7 @@ class VariantResult:
         return {"variant": self.name, "final_train_loss": last.train_loss if last else float("nan"),
                 "test_accuracy": last.test_accuracy if last else float("nan"),
                 "steps_per_second": h.steps_per_second, "compile_time": h.compile_time,
-                "mode": self.trainer.mode}
+                "mode": self.trainer.mode if self.trainer is not None else ""}
 
 
 def build_model(config: ExperimentConfig, variant: str, n_in: int, n_classes: int) -> MLP:
@@ -68,8 +68,13 @@ def build_model(config: ExperimentConfig, variant: str, n_in: int, n_classes: in
                activation=config.activation, batch_norm=(variant == "bn"), dropout=config.dropout, seed=config.seed)
 
 
-def run_experiment(config: ExperimentConfig, dataset, progress: bool | None = None, log=print) -> list[VariantResult]:
-    """Train every variant of ``config`` on ``dataset``; returns their results."""
+def run_experiment(config: ExperimentConfig, dataset, progress: bool | None = None, log=print,
+                   checkpoint_dir: str | None = None, resume: bool = False) -> list[VariantResult]:
+    """Train every variant of ``config`` on ``dataset``; returns their results.
+
+    ``checkpoint_dir``: each variant writes ``checkpoint-<variant>.ckpt`` there after every
+    epoch; with ``resume`` existing ones are continued.  Ctrl-C stops after the current step
+    (with a checkpoint) and the variants not started yet are skipped."""
     x_train, y_train = dataset.x_train[:config.max_train], dataset.y_train[:config.max_train]
     x_test, y_test = dataset.x_test[:config.max_test], dataset.y_test[:config.max_test]
     results = []
@@ -83,10 +88,41 @@ def run_experiment(config: ExperimentConfig, dataset, progress: bool | None = No
             log(f"[{variant}] epoch {rec.epoch:3d}  train loss {rec.train_loss:.4f}  test loss {rec.test_loss:.4f}  "
                 f"test acc {rec.test_accuracy:.4f}  {rec.wall_time:.1f} s")
 
+        path = checkpoint_path(checkpoint_dir, variant) if checkpoint_dir else None
+        if resume and path and os.path.exists(path):
+            log(f"[{variant}] resuming from {path}")
         history = trainer.fit(x_train, y_train, x_test, y_test, epochs=config.epochs, batch_size=config.batch_size,
-                              seed=config.seed, progress=progress, desc=variant, on_epoch=report)
+                              seed=config.seed, progress=progress, desc=variant, on_epoch=report,
+                              checkpoint=path, resume=resume)
         results.append(VariantResult(variant, history, trainer))
+        if history.interrupted:
+            log(f"[{variant}] interrupted after step {history.steps}" + (f"; checkpoint {path}" if path else ""))
+            break
     return results
+
+
+def checkpoint_path(out_dir: str, variant: str) -> str:
+    """Where ``variant``'s training checkpoint lives under ``out_dir``."""
+    return os.path.join(out_dir, f"checkpoint-{variant}.ckpt")
+
+
+def write_config(out_dir: str, config: ExperimentConfig) -> str:
+    """config.json under ``out_dir`` (written when a run starts, so that --resume finds it)."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "config.json")
+    with open(path, "w") as f:
+        json.dump({**config.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "python": platform.python_version(), "numpy": np.__version__}, f, indent=1)
+    return path
+
+
+def read_config(out_dir: str) -> ExperimentConfig:
+    """The ExperimentConfig a run recorded in ``out_dir``/config.json."""
+    with open(os.path.join(out_dir, "config.json")) as f:
+        d = json.load(f)
+    known = {k: v for k, v in d.items() if k in ExperimentConfig.__dataclass_fields__}
+    known["variants"], known["dropout"] = tuple(known["variants"]), tuple(known["dropout"])
+    return ExperimentConfig(**known)
 
 
 def format_table(results: list[VariantResult]) -> str:
@@ -113,9 +149,12 @@ def write_results(out_dir: str, config: ExperimentConfig, dataset, results: list
     with open(paths["config"], "w") as f:
         json.dump({**config.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "python": platform.python_version(), "numpy": np.__version__}, f, indent=1)
-    paths.update(plot_results(out_dir, results, title=f"{dataset.name}: {config.layers} x {config.units} "
-                                                        f"{config.activation}, lr {config.lr}"))
+    paths.update(plot_results(out_dir, results, title=_title(dataset.name, config.to_dict())))
     return paths
+
+
+def _title(dataset: str, config: dict) -> str:
+    return f"{dataset}: {config['layers']} x {config['units']} {config['activation']}, lr {config['lr']}"
 
 
 def _smooth(values, window: int) -> np.ndarray:
@@ -144,7 +183,7 @@ def _plot_loss(ax, results):
     ax.set_ylabel("negative log likelihood")
     ax.set_title("loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper right")  # losses fall from the upper left: that corner stays free
 
 
 def _plot_accuracy(ax, results):
@@ -160,7 +199,29 @@ def _plot_accuracy(ax, results):
     ax.set_ylim(0, 1)
     ax.set_title("test accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def load_history(path: str) -> list[VariantResult]:
+    """The variants of a history.json as results (without trainers), e.g. to plot them again."""
+    from minigraph.nn.training import EpochRecord
+
+    with open(path) as f:
+        data = json.load(f)
+    results = []
+    for name, run in data["variants"].items():
+        h = History(step_loss=run["step_loss"], epochs=[EpochRecord(**e) for e in run["epochs"]],
+                    compile_time=run["compile_time"], train_time=run.get("train_time", 0.0))
+        results.append(VariantResult(name, h, None))
+    return results
+
+
+def replot(run_dir: str) -> dict:
+    """Draw the plots of a finished run again from its history.json and config.json."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    return plot_results(run_dir, load_history(os.path.join(run_dir, "history.json")),
+                        title=_title(config["dataset"], config))
 
 
 def plot_results(out_dir: str, results: list[VariantResult], title: str = "", dpi: int = 100) -> dict:
