@@ -146,8 +146,24 @@ def test_static_shapes_become_constants():
 
 def test_shape_of_intermediate_becomes_shape_of_root(xs):
     x, y, xv, yv = xs
-    out = T.cast(T.tanh(x + 1.0).shape[0], "float64")
+    out = T.cast(S.ShapeI(0)(T.tanh(x + 1.0)), "float64")
     check([x], out, T.cast(S.ShapeI(0)(x), "float64"), [xv], "local_shape_i_canonical")
+    out = T.cast(T.tanh(x + 1.0).shape[0], "float64")
+    check([x], out, T.cast(S.ShapeI(0)(x), "float64"), [xv], "local_shape_of_roots")
+
+
+def test_dropout_mask_no_longer_waits_for_the_layer_output(xs):
+    x, y, xv, yv = xs
+
+    def dropout_of_tanh(rewrites):
+        h = T.tanh(x)
+        mask = mg.RandomStreams(0).binomial(h.shape, n=1, p=0.5, dtype="float64")
+        return mg.function([x], h * mask * 2.0, mode="python", rewrites=rewrites)
+
+    f = dropout_of_tanh("fast_run")
+    fused = [n for n in f.fgraph.toposort() if isinstance(n.op, E.Elemwise)]
+    assert len(fused) == 1 and "tanh" in str(fused[0].op)  # tanh and the masking in one kernel
+    np.testing.assert_allclose(f(xv), dropout_of_tanh(None)(xv))  # same seed: the same mask
 
 
 def test_useless_sum_to_shape_disappears(xs):

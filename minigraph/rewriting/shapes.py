@@ -246,11 +246,41 @@ def local_shape_constant(fgraph, node):
     return [constant(np.asarray(x.type.shape, dtype="int64"))]
 
 
+@local_rule("local_shape_of_roots", S.Shape)
+def local_shape_of_roots(fgraph, node):
+    """shape(v) -> a vector of the lengths' roots, when some length does not need ``v``."""
+    v = node.inputs[0]
+    if v.ndim == 0 or None not in v.type.shape:
+        return None
+    keys = shape_keys(fgraph)
+    lengths = []
+    for d in range(v.ndim):
+        key = keys.dim_key(v, d)
+        static = keys.static(key)
+        found = keys.root(key)
+        if static is not None:
+            lengths.append(constant(np.asarray(static, dtype="int64")))
+        elif found is not None and found[1] is not None and found[0] is not v and found[0] in fgraph.clients:
+            lengths.append(S.ShapeI(found[1])(found[0]))
+        else:
+            return None
+    # reading the roots' lengths frees ``v`` from being computed first (e.g. a dropout mask
+    # drawn with the shape of the layer's output can then be fused with it)
+    return [S.MakeVector("int64")(*lengths)]
+
+
 @local_rule("local_shape_subtensor", Subtensor)
 def local_shape_subtensor(fgraph, node):
-    """shape(v)[i] -> shape_i(v, i)."""
+    """shape(v)[i] -> shape_i(v, i); stack(a, b, ...)[i] -> the i-th scalar."""
     src = _shape_entry(node.outputs[0])
-    return None if src is None else [S.shape_i(*src)]
+    if src is not None:
+        return [S.shape_i(*src)]
+    vec = node.inputs[0].owner
+    if vec is not None and isinstance(vec.op, S.MakeVector) and len(node.inputs) == 1 and len(node.op.idx) == 1 \
+            and isinstance(node.op.idx[0], int) and -len(vec.inputs) <= node.op.idx[0] < len(vec.inputs):
+        entry = vec.inputs[node.op.idx[0]]
+        return [entry] if entry.type == node.outputs[0].type else None
+    return None
 
 
 @local_rule("local_shape_i_canonical", S.ShapeI)
@@ -406,6 +436,6 @@ def local_useless_cast(fgraph, node):
     return None
 
 
-SHAPE_RULES = [local_shape_constant, local_shape_subtensor, local_shape_i_canonical, local_useless_sum_to_shape, local_useless_alloc,
+SHAPE_RULES = [local_shape_constant, local_shape_of_roots, local_shape_subtensor, local_shape_i_canonical, local_useless_sum_to_shape, local_useless_alloc,
                local_alloc_in_elemwise, local_sum_of_broadcast, local_dimshuffle_chain, local_reshape_chain,
                local_useless_cast]
