@@ -58,9 +58,9 @@ def test_reductions_over_any_axes(rng):
 
 
 def test_integer_and_bool_dtypes(rng):
-    a, b = T.ivector("a"), T.ivector("b")
-    va = rng.integers(-50, 50, 7).astype("int32")
-    vb = rng.integers(1, 9, 7).astype("int32")
+    a, b = T.imatrix("a"), T.imatrix("b")  # matrices: vectors run as numpy expressions
+    va = rng.integers(-50, 50, (2, 7)).astype("int32")
+    vb = rng.integers(1, 9, (2, 7)).astype("int32")
     outs = [a + b, a * b, a // b, a % b, a / b, T.lt(a, b), T.switch(T.gt(a, 0), a, b), a.sum(), T.eq(a, b).sum(),
             T.cast(a, "float32") * 0.5, T.invert(T.lt(a, 0)), a.max()]
     _, got, want = both([a, b], outs, [va, vb])
@@ -68,8 +68,8 @@ def test_integer_and_bool_dtypes(rng):
 
 
 def test_unary_ops_and_stable_functions():
-    x = T.dvector("x")
-    v = np.array([-800.0, -3.0, -0.5, 0.0, 0.25, 2.0, 700.0])
+    x = T.dmatrix("x")
+    v = np.array([[-800.0, -3.0, -0.5, 0.0, 0.25, 2.0, 700.0]])
     outs = [T.sigmoid(x), T.softplus(x), T.abs(x), T.sgn(x), T.floor(x), T.ceil(x), T.exp(x / 100), T.expm1(x / 100),
             T.log(T.abs(x) + 1), T.log1p(T.abs(x)), T.sqrt(T.abs(x)), T.sin(x), T.cos(x), T.clip(x, -1, 1),
             x ** 2, T.minimum(x, 0.1)]
@@ -78,8 +78,8 @@ def test_unary_ops_and_stable_functions():
 
 
 def test_nan_propagates_through_max_and_maximum():
-    x = T.dvector("x")
-    v = np.array([1.0, np.nan, 3.0])
+    x = T.dmatrix("x")
+    v = np.array([[1.0, np.nan, 3.0]])
     _, got, want = both([x], [x.max(), T.maximum(x, 2.0), T.nnet.softmax(x)], [v])
     for a, b in zip(got, want):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
@@ -236,7 +236,7 @@ def test_num_threads_setting(monkeypatch):
 
     monkeypatch.setenv("MINIGRAPH_NUM_THREADS", "1")
     assert num_threads() == 1
-    x = T.vector("x")
+    x = T.matrix("x")
     f = mg.function([x], x * 2, mode="numba")
     assert "_k0p" not in f.source().split("# k")[0] or "if " not in f.source().split("# k")[0]
     monkeypatch.setenv("MINIGRAPH_NUM_THREADS", "many")
@@ -259,15 +259,15 @@ def test_large_work_uses_the_parallel_variant(monkeypatch):
 
 
 def test_debug_mode_names_the_first_differing_node(monkeypatch):
-    x = T.vector("x")
+    x = T.matrix("x")
     f = mg.function([x], (T.exp(x) + 1).sum(), mode="debug", rewrites=None)
-    assert np.isclose(f(np.zeros(3, "float32")), 6.0)
+    assert np.isclose(f(np.zeros((1, 3), "float32")), 6.0)
     monkeypatch.setitem(numba_scalar._UNARY_UFUNC, E.Exp, "np.exp({0}) * 2")  # a wrong lowering
     g = mg.function([x], (T.exp(x) + 1).sum(), mode="debug", rewrites=None)
     from minigraph.backends.debug import DebugModeError
 
     with pytest.raises(DebugModeError, match=r"^debug mode: exp"):
-        g(np.zeros(3, "float32"))
+        g(np.zeros((1, 3), "float32"))
 
 
 def _concrete_ops():
@@ -332,11 +332,21 @@ def test_opfromgraph_is_inlined(rng):
     assert all(k.kind != "fallback" for k in f._thunk.kernels())
 
 
+def test_vector_ops_run_as_numpy_expressions(rng):
+    v, m = T.vector("v"), T.matrix("m")
+    f, got, want = both([v, m], [T.tanh(v) * 2, m * v], [rng.standard_normal(3).astype("float32"),
+                                                         rng.standard_normal((2, 3)).astype("float32")],
+                        rewrites=None)
+    assert_same(got, want)
+    kinds = [k.kind for k in f._thunk.kernels()]
+    assert "vector" in kinds and "elemwise" in kinds and "fallback" not in kinds
+
+
 def test_linker_is_used_directly():
     from minigraph.graph.fg import FunctionGraph
 
-    x = T.vector("x")
+    x = T.matrix("x")
     fg = FunctionGraph([x], [x * 2])
     thunk = NumbaLinker(fg)
-    np.testing.assert_array_equal(thunk([np.arange(3, dtype="float32")])[0], [0, 2, 4])
+    np.testing.assert_array_equal(thunk([np.arange(3, dtype="float32").reshape(1, 3)])[0], [[0, 2, 4]])
     assert "def run(inputs)" in thunk.source()

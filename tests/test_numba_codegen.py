@@ -84,14 +84,11 @@ def run(inputs):
     # d = subtensor{0}(c) :: int64[]
     d = np.asarray(c[0])
     # e = cast{float32}(d) :: float32[]
-    e, = _k3s(1, d, _b[2])
-    _b[2] = e
+    e = R0.perform(R1, [d])[0]
     # f = dimshuffle{x}(e) :: float32[1]
     f = e[None]
     # g, h = composite{truediv(i0, i2); truediv(i2, sqrt(add(sub(truediv(i1, i2), sqr(truediv(i0, i2))), i3)))}(a, b, f, 1e-04) :: float32[?], float32[?]
-    g, h = _k5s(1, a, b, f, _c[0], _b[3], _b[4])
-    _b[3] = g
-    _b[4] = h
+    g, h = R2.perform(R3, [a, b, f, _c[0]])
     # i = dimshuffle{x,0}(g) :: float32[1, ?]
     i = g[None, :]
     # j = dimshuffle{x,0}(h) :: float32[1, ?]
@@ -133,34 +130,6 @@ def kernel(nt, i0, b0, b1):
         for q in range(1, nb):
             r1 += a1[q, k1]
         o1[k1] = np.float32(r1)
-    return (o0, o1)
-
-# k3
-def kernel(nt, i0, b0):
-    # cast{float32}
-    o0 = reuse(b0, ())
-    t0 = np.float32(i0[()])
-    o0[()] = t0
-    return (o0,)
-
-# k5
-def kernel(nt, i0, i1, i2, i3, b0, b1):
-    # composite{truediv(i0, i2); truediv(i2, sqrt(add(sub(truediv(i1, i2), sqr(truediv(i0, i2))), i3)))}
-    n0 = i0.shape[0]
-    if i1.shape[0] != n0:
-        raise ValueError('elemwise: input shapes do not match')
-    o0 = reuse(b0, (n0,))
-    o1 = reuse(b1, (n0,))
-    for j0 in prange(n0):
-        t0 = np.float32(i0[j0] / i2[0])  # truediv
-        t1 = np.float32(i1[j0] / i2[0])  # truediv
-        t2 = np.float32(t0 * t0)  # sqr
-        t3 = np.float32(t1 - t2)  # sub
-        t4 = np.float32(t3 + i3[0])  # add
-        t5 = np.float32(np.sqrt(t4))  # sqrt
-        t6 = np.float32(i2[0] / t5)  # truediv
-        o0[j0] = t0
-        o1[j0] = t6
     return (o0, o1)
 
 # k11

@@ -50,10 +50,18 @@ def _work(node) -> str:
 
 # --- loops ---------------------------------------------------------------------------------
 
+#: elementwise ops on vectors (at most one axis not statically 1: batch statistics, biases,
+#: scalars) run as numpy expressions in the driver: O(n) work does not repay a compilation
+#: (about half a second each), and numpy's per-call cost is that of a compiled call
+VECTORS_IN_NUMPY = True
+
+
 @register(E.Elemwise)
 def lower_elemwise(node, ctx):
     if not supports(node.op.scalar_op):
         return None
+    if VECTORS_IN_NUMPY and sum(s != 1 for s in node.outputs[0].type.shape) <= 1:
+        return _numpy(node, ctx, kind="vector")
     src = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
     return Kernel(src, kind="elemwise", parallel=True, work=_work(node), passes=1)
 
@@ -194,12 +202,12 @@ def lower_argmax(node, ctx):
 
 
 @register(S.SumToShape, ST.AdvancedSubtensor, ST.IncSubtensor, ST.AdvancedIncSubtensor)
-def _numpy(node, ctx):
+def _numpy(node, ctx, kind="numpy"):
     """Ops whose numpy implementation is one library call (fancy indexing, ``np.add.at``):
     the driver calls it directly."""
     args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
     expr = f"{ctx.ref(node.op)}.perform({ctx.ref(node)}, [{args}])"
-    return Inline(expr + ("[0]" if len(node.outputs) == 1 else ""), kind="numpy")
+    return Inline(expr + ("[0]" if len(node.outputs) == 1 else ""), kind=kind)
 
 
 if hasattr(NN, "SoftmaxCrossEntropy"):
