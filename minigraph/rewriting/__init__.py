@@ -14,7 +14,9 @@ changes, with an iteration bound):
   that keep the graph recognisable (no fusion, no stabilization).
 - ``None``: no rewrites (an empty log).
 
-Running a pipeline a second time changes nothing (the tests check this idempotence).
+Other modules add pipelines to ``PIPELINES`` (``bn_folding`` adds ``"fast_run_fold_bn"`` and
+``"fold_bn"``).  Running a pipeline a second time changes nothing (the tests check this
+idempotence).  A rule that raises is skipped and recorded in ``log.failures``.
 """
 from __future__ import annotations
 
