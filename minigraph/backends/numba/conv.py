@@ -22,8 +22,9 @@ from minigraph.backends.numba.registry import Inline, register
 from minigraph.tensor.nnet import conv as C
 from minigraph.tensor.signal import pool as P
 
-#: bytes of im2col columns processed per chunk (fits the last-level cache with room to spare)
-CHUNK_BYTES = 4 << 20
+#: bytes of im2col columns processed per chunk: within the last-level cache, and few chunks
+#: (each chunk is three parallel regions, whose barriers get costly when the cores are busy)
+CHUNK_BYTES = 16 << 20
 
 
 # --- compiled loops --------------------------------------------------------------------------
