@@ -164,7 +164,7 @@ class NumbaLinker:
             args = [ref(v) for v in ins]
             outs = [namer(o) for o in node.outputs]
             fmt = {f"i{j}": a for j, a in enumerate(args)}
-            comment = (f"{', '.join(outs)} = {_one_line(node.op)}({', '.join(_arg_text(namer, v) for v in ins)})"
+            comment = (f"{', '.join(outs)} = {escape(_one_line(node.op))}({', '.join(_arg_text(namer, v) for v in ins)})"
                        f" :: {', '.join(str(o.type) for o in node.outputs)}")
             body.append(f"    # {comment}")
             fn = lookup(node.op)
