@@ -82,6 +82,9 @@ def add_train(sub) -> None:
                    help="a small fast run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     p.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (also off when not a terminal)")
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the interrupted run in DIR (its config.json and checkpoints; other flags "
+                        "are ignored); a checkpoint is written after every epoch and on Ctrl-C")
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                    help="mlp (default) or cnn: the seed's Keras CNN on the images, then its inference with batch norm "
                         "folded (flags left at their defaults use lr 0.05, momentum, batch 32, 2 epochs)")
@@ -115,9 +118,17 @@ def run_train(args) -> int:
 
         return run_cnn(args)
     from minigraph.datasets import DatasetError, load
-    from minigraph.nn.experiment import format_table, run_experiment, write_results
+    from minigraph.nn.experiment import format_table, read_config, run_experiment, write_config, write_results
 
-    config = train_config(args)
+    resume = getattr(args, "resume", None)
+    if resume:
+        try:
+            config = read_config(resume)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"minigraph train: cannot resume from {resume}: no readable config.json ({e})", file=sys.stderr)
+            return 2
+    else:
+        config = train_config(args)
     try:
         dataset = load(config.dataset, config.data_dir, seed=config.seed)
     except DatasetError as e:
@@ -126,14 +137,20 @@ def run_train(args) -> int:
     if config.batch_size > min(len(dataset.x_train), config.max_train or len(dataset.x_train)):
         print(f"minigraph train: --batch-size {config.batch_size} exceeds the training examples", file=sys.stderr)
         return 2
-    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    out = resume or args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    if not resume:
+        write_config(out, config)
     print(f"{dataset!r}\n{config.layers} hidden layers x {config.units} {config.activation}, lr {config.lr}, "
           f"batch {config.batch_size}, dropout {list(config.dropout)}, {config.epochs} epochs, seed {config.seed}")
-    results = run_experiment(config, dataset, progress=False if args.no_progress else None)
+    results = run_experiment(config, dataset, progress=False if args.no_progress else None, checkpoint_dir=out,
+                             resume=bool(resume))
     paths = write_results(out, config, dataset, results)
     print()
     print(format_table(results))
     print(f"\nwrote {', '.join(sorted(os.path.basename(p) for p in paths.values()))} under {out}")
+    if any(r.history.interrupted for r in results):
+        print(f"interrupted: continue with  minigraph train --resume {out}", file=sys.stderr)
+        return 130
     return 0
 
 

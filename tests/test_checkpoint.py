@@ -233,3 +233,118 @@ def test_failed_save_keeps_previous_and_cleans_up(tmp_path):
     V = mg.shared(np.zeros(3), name="W")
     mg.load(path, [V])
     np.testing.assert_array_equal(V.get_value(), np.ones(3))
+
+
+# --- minigraph train: a checkpoint each epoch, --resume, Ctrl-C --------------------------------
+
+TRAIN_ARGS = ["train", "--bn", "--quick", "--epochs", "3", "--layers", "2", "--units", "16", "--mode", "python",
+              "--no-progress"]
+
+_KILL_DURING_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import minigraph.checkpoint as ck
+
+    kill_at = int(sys.argv[1])
+    real_save, real_write = ck.save, ck._write_array
+    count = [0]
+
+    def dying_write(zf, key, arr):
+        real_write(zf, key, arr)
+        os.kill(os.getpid(), signal.SIGKILL)  # in the middle of the archive
+
+    def save(*args, **kwargs):
+        count[0] += 1
+        if count[0] == kill_at:
+            ck._write_array = dying_write
+        return real_save(*args, **kwargs)
+
+    ck.save = save
+    from minigraph.cli import main
+    sys.exit(main(sys.argv[2:]))
+""")
+
+_CTRL_C_AT_STEP = textwrap.dedent("""
+    import os, signal, sys
+    from minigraph.compile.function import Function
+
+    stop_at = int(sys.argv[1])
+    real_call = Function.__call__
+    steps = [0]
+
+    def call(self, *args, **kwargs):
+        if self.name == "train_step":
+            steps[0] += 1
+            if steps[0] == stop_at:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives as this step starts
+        return real_call(self, *args, **kwargs)
+
+    Function.__call__ = call
+    from minigraph.cli import main
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+def _train(*args, script=None, check=True):
+    cmd = [sys.executable] + (["-c", script] if script else ["-m", "minigraph"]) + [str(a) for a in args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _final_state(out):
+    """Every array and generator state of the run's checkpoint, and its step losses."""
+    path = out / "checkpoint-bn.ckpt"
+    manifest = read_manifest(path)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {e["name"]: npz[e["array"]] for e in manifest["entries"] if e["kind"] == "tensor"}
+    generators = {e["name"]: e["state"] for e in manifest["entries"] if e["kind"] == "generator"}
+    with open(out / "history.json") as f:
+        losses = json.load(f)["variants"]["bn"]["step_loss"]
+    return arrays, generators, losses, manifest["metadata"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "full"
+    _train(*TRAIN_ARGS, "--out", out)
+    return _final_state(out)
+
+
+def _assert_same_run(got, want):
+    arrays, generators, losses, meta = got
+    w_arrays, w_generators, w_losses, w_meta = want
+    assert sorted(arrays) == sorted(w_arrays)
+    assert any(name.endswith("running_mean") for name in arrays) and generators  # BN statistics, dropout streams
+    for name in arrays:
+        np.testing.assert_array_equal(arrays[name], w_arrays[name], err_msg=name)  # bit for bit
+    assert generators == w_generators
+    assert losses == w_losses and len(losses) == 30
+    assert meta["epoch"] == w_meta["epoch"] == 4
+
+
+def test_train_killed_during_a_checkpoint_write_resumes_bit_for_bit(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _train(2, *TRAIN_ARGS, "--out", out, script=_KILL_DURING_SAVE, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    # killed while writing epoch 2's checkpoint (reported after the checkpoint is written)
+    assert "epoch   1" in proc.stdout and "epoch   2" not in proc.stdout
+    # epoch 1's checkpoint survived whole: training resumes at epoch 2
+    assert read_manifest(out / "checkpoint-bn.ckpt")["metadata"]["epoch"] == 2
+    resumed = _train("train", "--resume", out, "--no-progress")
+    assert "resuming from" in resumed.stdout
+    _assert_same_run(_final_state(out), uninterrupted)
+
+
+def test_ctrl_c_stops_after_the_step_and_resumes_bit_for_bit(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _train(14, *TRAIN_ARGS, "--out", out, script=_CTRL_C_AT_STEP, check=False)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "--resume" in proc.stderr
+    with open(out / "history.json") as f:
+        history = json.load(f)["variants"]["bn"]
+    assert history["interrupted"] and len(history["step_loss"]) == 14  # the 14th step finished
+    meta = read_manifest(out / "checkpoint-bn.ckpt")["metadata"]
+    assert (meta["epoch"], meta["steps_done"]) == (2, 4)
+    _train("train", "--resume", out, "--no-progress")
+    _assert_same_run(_final_state(out), uninterrupted)

@@ -4,7 +4,9 @@ with a progress bar, and record a history."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -35,6 +37,7 @@ class History:
     epochs: list = field(default_factory=list)
     compile_time: float = 0.0
     train_time: float = 0.0  # seconds in training steps only (no evaluation)
+    interrupted: bool = False  # stopped early by Ctrl-C (a checkpoint lets it resume)
 
     @property
     def steps(self) -> int:
@@ -54,7 +57,37 @@ class History:
         """A JSON-ready dictionary."""
         return {"step_loss": [float(v) for v in self.step_loss], "epochs": [asdict(e) for e in self.epochs],
                 "compile_time": self.compile_time, "train_time": self.train_time,
-                "steps_per_second": self.steps_per_second}
+                "steps_per_second": self.steps_per_second, "interrupted": self.interrupted}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        """The history that ``to_dict`` wrote (floats round-trip exactly through JSON)."""
+        return cls(step_loss=list(d["step_loss"]), epochs=[EpochRecord(**e) for e in d["epochs"]],
+                   compile_time=d.get("compile_time", 0.0), train_time=d.get("train_time", 0.0))
+
+
+class StopOnInterrupt:
+    """While active, Ctrl-C (SIGINT) asks the training loop to stop after the current step
+    instead of interrupting it (a step cut in half would leave some parameters updated and
+    others not); a second Ctrl-C interrupts at once.  Only the main thread can take signals."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        """Put the previous SIGINT handler back."""
+        if self._installed:
+            signal.signal(signal.SIGINT, self._old if self._old is not None else signal.SIG_DFL)
+            self._installed = False
 
 
 def progress_enabled(stream=None) -> bool:
@@ -108,9 +141,15 @@ class Trainer:
 
     def fit(self, x_train, y_train, x_test, y_test, epochs: int = 5, batch_size: int = 100, seed: int = 0,
             max_steps: int | None = None, progress: bool | None = None, desc: str = "train",
-            history: History | None = None, on_epoch=None) -> History:
+            history: History | None = None, on_epoch=None, checkpoint: str | None = None,
+            resume: bool = False) -> History:
         """Train for ``epochs`` passes over shuffled mini-batches (or until ``max_steps``),
-        evaluating on the test set after each epoch; returns the history."""
+        evaluating on the test set after each epoch; returns the history.
+
+        ``checkpoint``: a file written after every epoch (and when Ctrl-C stops training after
+        the current step) with every shared variable of the train step and where the loop is;
+        with ``resume`` an existing one is loaded first, and the run continues exactly as if it
+        had not stopped (same batches, dropout masks and parameters, bit for bit)."""
         from tqdm.auto import tqdm
 
         x_train = np.asarray(x_train, dtype=self.model_dtype)
@@ -121,16 +160,28 @@ class Trainer:
             raise ValueError(f"fit: batch_size {batch_size} exceeds the {len(x_train)} training examples")
         history = history or History(compile_time=self.compile_time)
         rng = np.random.default_rng(seed)
+        first_epoch, skip = 1, 0
+        if resume and checkpoint is not None and os.path.exists(checkpoint):
+            first_epoch, skip, shuffle_state, saved = self.load_checkpoint(checkpoint)
+            rng.bit_generator.state = shuffle_state
+            history.step_loss, history.epochs = saved.step_loss, saved.epochs
+            history.train_time = saved.train_time
         progress = progress_enabled() if progress is None else progress
         steps_per_epoch = len(x_train) // batch_size
         total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-        bar = tqdm(total=total, desc=desc, disable=not progress, leave=True, dynamic_ncols=True)
+        bar = tqdm(total=total, initial=min(history.steps, total), desc=desc, disable=not progress, leave=True,
+                   dynamic_ncols=True)
+        stop = StopOnInterrupt()
         try:
-            for epoch in range(1, epochs + 1):
+            for epoch in range(first_epoch, epochs + 1):
                 start = time.perf_counter()
-                losses = []
-                for idx in minibatches(len(x_train), batch_size, rng):
-                    if max_steps is not None and history.steps >= max_steps:
+                shuffle_state = rng.bit_generator.state  # this epoch's shuffle starts here
+                # resuming inside an epoch: its first ``skip`` steps are done (their losses too)
+                losses = history.step_loss[len(history.step_loss) - skip:] if skip else []
+                for k, idx in enumerate(minibatches(len(x_train), batch_size, rng)):
+                    if k < skip:
+                        continue
+                    if stop.requested or (max_steps is not None and history.steps >= max_steps):
                         break
                     t0 = time.perf_counter()
                     loss = float(self.train_step(x_train[idx], y_train[idx]))
@@ -139,6 +190,12 @@ class Trainer:
                     losses.append(loss)
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", refresh=False)
+                skip = 0
+                if stop.requested:
+                    history.interrupted = True
+                    if checkpoint is not None:
+                        self.save_checkpoint(checkpoint, history, epoch, len(losses), shuffle_state)
+                    break
                 if not losses:
                     break
                 test_loss, test_acc = self.evaluate(x_test, y_test)
@@ -146,11 +203,35 @@ class Trainer:
                                      time.perf_counter() - start)
                 history.epochs.append(record)
                 bar.set_postfix(epoch=epoch, loss=f"{record.train_loss:.4f}", test_acc=f"{test_acc:.3f}")
+                if checkpoint is not None:
+                    self.save_checkpoint(checkpoint, history, epoch + 1, 0, rng.bit_generator.state)
                 if on_epoch is not None:
                     on_epoch(record)
         finally:
+            stop.restore()
             bar.close()
         return history
+
+    def state_variables(self) -> list:
+        """Every shared variable the train step reads or updates: parameters, running
+        statistics, optimizer slots and dropout generators (what a checkpoint holds)."""
+        f = self.train_step
+        return list(f.fgraph.inputs[len(f.inputs):])
+
+    def save_checkpoint(self, path: str, history: History, epoch: int, steps_done: int, shuffle_state) -> None:
+        """Write the training state to ``path`` (atomically): the loop resumes at step
+        ``steps_done`` of ``epoch``, whose shuffle starts from ``shuffle_state``."""
+        from minigraph.checkpoint import save
+
+        save(path, self.state_variables(), metadata={"epoch": epoch, "steps_done": steps_done,
+                                                    "shuffle_rng": shuffle_state, "history": history.to_dict()})
+
+    def load_checkpoint(self, path: str) -> tuple:
+        """Load the training state from ``path``; (epoch, steps done in it, shuffle state, history)."""
+        from minigraph.checkpoint import load
+
+        meta = load(path, self.state_variables())
+        return meta["epoch"], meta["steps_done"], meta["shuffle_rng"], History.from_dict(meta["history"])
 
     @property
     def model_dtype(self) -> str:
