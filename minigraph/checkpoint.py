@@ -52,7 +52,8 @@ class MissingParameterError(KeyError):
 def collect(params) -> list[tuple[str, SharedVariable]]:
     """``(name, variable)`` pairs for ``params``: a shared variable, a list or tuple of them,
     a mapping ``{name: variable}``, a ``RandomStreams`` (its generators) or a model object
-    with ``params`` (and optionally ``running_stats`` / ``state`` / ``rngs``) attributes."""
+    with ``params`` (and optionally ``running_stats`` / ``state`` / ``streams`` / ``rngs``)
+    attributes, such as ``minigraph.nn.MLP``."""
     from minigraph.random import RandomStreams
 
     pairs: list[tuple[str, SharedVariable]] = []
@@ -85,7 +86,7 @@ def collect(params) -> list[tuple[str, SharedVariable]]:
             for v in p:
                 visit(v, depth + 1)
         elif hasattr(p, "params"):
-            for attr in ("params", "running_stats", "state", "rngs"):
+            for attr in ("params", "running_stats", "state", "streams", "rngs"):
                 if getattr(p, attr, None) is not None:
                     visit(getattr(p, attr), depth + 1)
         else:

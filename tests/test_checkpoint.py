@@ -68,6 +68,27 @@ def test_load_accepts_dicts_and_models(tmp_path):
     np.testing.assert_array_equal(m.running_stats[0].get_value(), b.get_value())
 
 
+def test_an_mlp_saves_its_parameters_statistics_and_dropout_streams(tmp_path):
+    from minigraph.nn import MLP
+
+    def make(seed):
+        return MLP(n_in=4, n_classes=3, n_layers=2, units=5, seed=seed)
+
+    a = make(0)
+    x = T.matrix("x")
+    f = mg.function([x], a(x, training=True), updates=a.updates, mode="python")
+    xs = np.random.default_rng(0).standard_normal((6, 4)).astype("float32")
+    f(xs)  # moves the running statistics and the dropout streams
+    mg.save(tmp_path / "mlp", a)
+    names = [e["name"] for e in read_manifest(tmp_path / "mlp")["entries"]]
+    assert "dense1.W" in names and "bn1.running_mean" in names and "rng0" in names
+    b = make(1)
+    # build the graph first: dropout streams make their generators when the graph is built
+    g = mg.function([x], b(x, training=True), updates=b.updates, mode="python")
+    mg.load(tmp_path / "mlp", b)
+    np.testing.assert_array_equal(g(xs), f(xs))  # same weights, statistics and dropout masks
+
+
 def test_mismatches_are_all_named_and_nothing_is_set(tmp_path):
     path = tmp_path / "ckpt"
     mg.save(path, _params())
