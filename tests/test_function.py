@@ -112,6 +112,12 @@ def test_givens_apply_to_updates(mode):
     np.testing.assert_array_equal(w.get_value(), [2.0, 4.0])
 
 
+def test_on_unused_input_bad_value():
+    x = T.dvector("x")
+    with pytest.raises(ValueError, match="on_unused_input"):
+        mg.function([x], x, on_unused_input="sometimes")
+
+
 @pytest.mark.parametrize("setting", ["raise", "warn", "ignore"])
 def test_on_unused_input(setting, mode):
     x, y = T.dvector("x"), T.dvector("unused_y")

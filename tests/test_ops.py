@@ -138,6 +138,21 @@ def test_python_scalar_takes_the_tensor_dtype(mode):
         np.testing.assert_allclose(out, ref)
 
 
+def test_constant_dtypes():
+    assert T.constant(0.5).dtype == mg.config.floatX  # Python floats become floatX
+    assert T.constant(3).dtype == "int64"
+    assert T.constant(True).dtype == "bool"
+    assert T.constant(np.float64(0.1)).dtype == "float64"  # numpy scalars keep their dtype
+    assert T.constant(np.float32(0.1)).dtype == "float32"
+    assert T.constant(np.int8(3)).dtype == "int8"
+    assert T.constant([1.0, 2.0]).dtype == "float64"
+    assert T.constant(2, dtype="int16").dtype == "int16"
+    with pytest.raises(OverflowError):
+        T.constant(1000, dtype="int8")
+    # a numpy scalar is not weak: numpy's own rule (float32 array * float64 scalar is float64)
+    assert (T.fvector() * np.float64(0.5)).dtype == str((np.ones(1, "float32") * np.float64(0.5)).dtype)
+
+
 def test_fmatrix_times_half_stays_float32(mode):
     x = T.fmatrix("x")
     y = x * 0.5 + 1 - x / 3 + 2 ** x

@@ -171,6 +171,8 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=No
     from minigraph.compile.mode import get_linker
     from minigraph.tensor.basic import as_tensor_variable
 
+    if on_unused_input not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
     inputs = as_list(inputs)
     for i, v in enumerate(inputs):
         if not isinstance(v, Variable) or isinstance(v, (Constant, SharedVariable)) or v.owner is not None:

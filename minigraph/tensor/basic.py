@@ -84,8 +84,8 @@ def constant(value, name=None, dtype=None) -> TensorConstant:
             dtype = "bool"
         elif isinstance(value, numbers.Integral) and not isinstance(value, np.generic):
             dtype = "int64"
-        elif isinstance(value, float):
-            dtype = config.floatX
+        elif isinstance(value, float) and not isinstance(value, np.generic):
+            dtype = config.floatX  # a Python float; np.float64 (a float subclass) keeps its dtype
     arr = np.asarray(value) if dtype is None else _exact(value, dtype)
     if arr.dtype == object:
         raise TypeError(f"cannot make a tensor constant from {type(value).__name__} {value!r}")
