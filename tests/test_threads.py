@@ -126,3 +126,45 @@ def test_random_streams_in_threads_draw_distinct_numbers(mode):
     _run_threads(work)
     assert len(draws) == N_THREADS * 25
     assert len(set(draws)) == len(draws)
+
+
+_PARALLEL_KERNELS_IN_THREADS = """
+import sys, threading
+import numpy as np
+import minigraph as mg
+import minigraph.tensor as T
+
+x = T.matrix("x")
+f = mg.function([x], T.tanh(x) * 2.0, mode=sys.argv[1])
+g = mg.function([x], T.exp(x).sum(axis=0), mode=sys.argv[1])
+a = np.full((300, 300), 0.5, "float32")  # 90000 elements: the kernels' parallel variants run
+want_f, want_g = f(a), g(a)
+errors = []
+
+def run(fn, want):
+    try:
+        for _ in range(40):
+            np.testing.assert_array_equal(fn(a), want)
+    except BaseException as e:
+        errors.append(e)
+
+threads = [threading.Thread(target=run, args=p) for p in [(f, want_f), (g, want_g)] * 2]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+if errors:
+    raise errors[0]
+print("ok")
+"""
+
+
+def test_unrelated_functions_run_parallel_kernels_from_threads_at_once(mode):
+    """Two functions that share nothing are not serialized: their (parallel) kernels run at
+    the same time from different threads.  In a subprocess: a threading layer that cannot take
+    concurrent launches would abort the whole process."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _PARALLEL_KERNELS_IN_THREADS, mode], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
