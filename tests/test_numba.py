@@ -351,3 +351,15 @@ def test_linker_is_used_directly():
     thunk = NumbaLinker(fg)
     np.testing.assert_array_equal(thunk([np.arange(3, dtype="float32").reshape(1, 3)])[0], [[0, 2, 4]])
     assert "def run(inputs)" in thunk.source()
+
+
+def test_outputs_reused_only_once_the_user_drops_them():
+    x = T.fmatrix("x")
+    f = mg.function([x], x * 2, mode="numba")
+    v = np.ones((3, 4), "float32")
+    held = [f(v * k) for k in range(4)]
+    assert len({id(a) for a in held}) == 4
+    assert [float(a[0, 0]) for a in held] == [0.0, 2.0, 4.0, 6.0]  # none overwritten
+    del held
+    ids = {id(f(v)) for _ in range(5)}  # each result dropped at once: its array serves again
+    assert len(ids) == 1

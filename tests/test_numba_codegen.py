@@ -51,7 +51,7 @@ def run(inputs):
     # a = dimshuffle{x,x}(w) :: float32[1, 1]
     a = w[None, None]
     # c = composite{tanh(add(mul(i0, i1), i2))}(x, a, b) :: float32[?, ?]
-    c, = _k1s(1, x, a, b, _z[0])
+    c, = _k1s(1, x, a, b, _out(0, (x.shape[0], x.shape[1]), np.float32))
     return [c]
 
 # k1
@@ -100,7 +100,7 @@ def run(inputs):
     # m = dimshuffle{x,0}(f) :: float32[1, 1]
     m = f[None, :]
     # n = composite{add(mul(mul(sub(i0, i1), truediv(i2, i5)), i3), i4)}(x, i, j, k, l, m) :: float32[?, ?]
-    n, = _k11s(1, x, i, j, k, l, m, _z[0])
+    n, = _k11s(1, x, i, j, k, l, m, _out(0, (x.shape[0], x.shape[1]), np.float32))
     return [n]
 
 # k0
@@ -156,7 +156,7 @@ GOLDEN_REDUCTION_WITH_PRODUCER = '''\
 def run(inputs):
     x, m = inputs
     # a = fused_reduce{axis=0,2,3; add(sqr(sub(i0, i1)))}(x, m) :: float32[?]
-    a, = _k0s(1, x, m, _z[0])
+    a, = _k0s(1, x, m, _out(0, (x.shape[1],), np.float32))
     return [a]
 
 # k0

@@ -268,3 +268,15 @@ def crossentropy_source(dtype: str) -> str:
         f"{I}o0[j0] = {dtype_ctor(dtype)}(m + {dtype_ctor(dtype)}(np.log(s)) - i0[j0, label])",
         f"{_IND}return (o0,)",
     ]) + "\n"
+
+
+def broadcast_shape_exprs(shapes: list[tuple], ndim: int, keep=None) -> str:
+    """A driver expression of the loop lengths (``({i0}.shape[0], 1)``), over the axes in
+    ``keep`` (all by default): the same choice of input per axis as the kernel makes."""
+    parts = []
+    for d in range(ndim):
+        if keep is not None and d not in keep:
+            continue
+        src = [k for k, s in enumerate(shapes) if s[d] != 1]
+        parts.append(f"{{i{src[0]}}}.shape[{d}]" if src else "1")
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"

@@ -13,6 +13,7 @@ the node and the user's line, and a run-time broadcast gets numpy's answer.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 
@@ -44,6 +45,30 @@ def num_threads() -> int:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+class OutputBuffers:
+    """Arrays for the outputs returned to the user, allocated by numpy (huge pages, few page
+    faults) and reused once the user has let go of them: two per output, so that the result
+    of the previous call may still be held while the next call runs."""
+
+    def __init__(self):
+        self.slots: list[list] = []
+
+    def __call__(self, m: int, shape: tuple, dtype) -> np.ndarray:
+        pair = self.slots[m]
+        for k in (0, 1):
+            a = pair[k]
+            if a is None:
+                a = pair[k] = np.empty(shape, dtype)
+                return a
+            # references: the slot, ``a`` and getrefcount's argument; any more (the user's
+            # variable, a view, a shared variable holding it) and the array is not ours
+            if sys.getrefcount(a) == 3 and a.shape == shape:
+                return a
+        a = np.empty(shape, dtype)
+        pair[0], pair[1] = pair[1], a
+        return a
 
 
 class KernelRecord:
@@ -98,7 +123,7 @@ class NumbaLinker:
 
     def _build(self, order, resolve):
         fgraph = self.fgraph
-        reserved = {"np", "inputs", "_b", "_c", "_z", "_nt", "_T", "_pc", "_prof", "_guard", "_n", "_keys", "_t0", "_st"}
+        reserved = {"np", "inputs", "_b", "_c", "_z", "_nt", "_T", "_pc", "_prof", "_guard", "_n", "_keys", "_t0", "_st", "_out"}
         reserved |= {f"_k{i}{s}" for i in range(len(order)) for s in "sp"}
         reserved |= {f"R{i}" for i in range(4 * len(order) + 8)}
         namer = Namer(reserved=reserved)
@@ -136,6 +161,7 @@ class NumbaLinker:
         # update outputs that may overwrite their shared variable (marked by the in-place rewrite)
         update_of = {id(outputs[o]): resolve(fgraph.inputs[i]) for o, i in getattr(fgraph, "inplace_updates", ())}
         ns["_st"] = [0]
+        ns["_out"] = OutputBuffers()
         kernel_outputs: set[int] = set()
 
         def ref(v):
@@ -188,6 +214,10 @@ class NumbaLinker:
                             stmts.append("_st[0] = 1  # a shared value is overwritten from here on")
                         continue
                     b, store = buffer(o)
+                    if id(o) in out_ids and lowered.out_shapes:  # for the user: allocated by numpy
+                        ns["_out"].slots.append([None, None])
+                        b = (f"_out({len(ns['_out'].slots) - 1}, {lowered.out_shapes[j].format(**fmt)}, "
+                             f"np.{np.dtype(o.type.dtype).name})")
                     bufs.append(b)
                     if store:
                         stores.append(f"{store} = {namer(o)}")

@@ -63,7 +63,9 @@ def lower_elemwise(node, ctx):
     if VECTORS_IN_NUMPY and sum(s != 1 for s in node.outputs[0].type.shape) <= 1:
         return _numpy(node, ctx, kind="vector")
     src = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
-    return Kernel(src, kind="elemwise", parallel=True, work=_work(node), passes=1)
+    shape = codegen.broadcast_shape_exprs([v.type.shape for v in node.inputs], node.outputs[0].ndim)
+    return Kernel(src, kind="elemwise", parallel=True, work=_work(node), passes=1,
+                  out_shapes=[shape] * len(node.outputs))
 
 
 _KINDS = {M.Sum: "add", M.Prod: "mul", M.Max: "max", M.Min: "min"}
@@ -73,7 +75,10 @@ _KINDS = {M.Sum: "add", M.Prod: "mul", M.Max: "max", M.Min: "min"}
 def lower_reduce(node, ctx):
     kind = _KINDS[type(node.op)]
     src = codegen.reduce_source(None, node.op.axis, (kind,), [node.inputs[0].type], [node.outputs[0].type])
-    return Kernel(src, kind="reduce", parallel=True, fastmath=kind in ("add", "mul"), passes=1)
+    x = node.inputs[0]
+    kept = [d for d in range(x.ndim) if d not in node.op.axis]
+    shape = codegen.broadcast_shape_exprs([x.type.shape], x.ndim, kept)
+    return Kernel(src, kind="reduce", parallel=True, fastmath=kind in ("add", "mul"), passes=1, out_shapes=[shape])
 
 
 @register(M.FusedReduce)
@@ -83,8 +88,11 @@ def lower_fused_reduce(node, ctx):
         return None
     src = codegen.reduce_source(op.scalar_op, op.axis, op.kinds, [v.type for v in node.inputs],
                                 [v.type for v in node.outputs])
+    ndim = node.inputs[0].ndim
+    kept = [d for d in range(ndim) if d not in op.axis]
+    shape = codegen.broadcast_shape_exprs([v.type.shape for v in node.inputs], ndim, kept)
     return Kernel(src, kind="reduce", parallel=True, work=_work(node),
-                  fastmath=all(k in ("add", "mul") for k in op.kinds), passes=1)
+                  fastmath=all(k in ("add", "mul") for k in op.kinds), passes=1, out_shapes=[shape] * len(node.outputs))
 
 
 @register(NN.Softmax, NN.LogSoftmax)
@@ -93,7 +101,7 @@ def lower_softmax(node, ctx):
     if node.op.axis % x.ndim != x.ndim - 1:
         return _numpy(node, ctx)
     src = codegen.softmax_source(x.ndim, x.dtype, isinstance(node.op, NN.LogSoftmax))
-    return Kernel(src, kind="softmax", parallel=True, passes=2)
+    return Kernel(src, kind="softmax", parallel=True, passes=2, out_shapes=["{i0}.shape"])
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -213,4 +221,5 @@ def _numpy(node, ctx, kind="numpy"):
 if hasattr(NN, "SoftmaxCrossEntropy"):
     @register(NN.SoftmaxCrossEntropy)
     def lower_softmax_crossentropy(node, ctx):
-        return Kernel(codegen.crossentropy_source(node.inputs[0].dtype), kind="softmax", parallel=True, passes=2)
+        return Kernel(codegen.crossentropy_source(node.inputs[0].dtype), kind="softmax", parallel=True, passes=2,
+                      out_shapes=["({i0}.shape[0],)"])

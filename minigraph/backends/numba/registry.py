@@ -62,6 +62,10 @@ class Kernel:
     fastmath: bool = False
     #: how many passes over memory the kernel makes (for printing)
     passes: int | None = None
+    #: driver expressions of each output's shape (input names as in Inline); when given, an
+    #: output returned to the user is allocated by numpy before the call (numpy asks the OS
+    #: for huge pages: far fewer page faults than an allocation inside compiled code)
+    out_shapes: list | None = None
 
 
 @dataclass
