@@ -16,6 +16,16 @@ def digits():
     return load_digits()
 
 
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Small matrix products gain nothing from BLAS threads, and on a shared 2-core runner
+    (pytest -n 2) the threads of two workers fight: the training tests ran 10x slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def test_dense_matches_numpy(mode, rng):
     layer = nn.Dense(5, 3, rng=0, name="d")
     layer.b.set_value(rng.standard_normal(3).astype("float32"))
