@@ -14,7 +14,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(*args, cwd=None, timeout=300):
-    env = {**os.environ, "CI": "1", "MPLBACKEND": "Agg"}
+    # one BLAS thread: two pytest workers on a 2-core runner otherwise fight over the cores
+    env = {**os.environ, "CI": "1", "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "minigraph", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=timeout)
 
