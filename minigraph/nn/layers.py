@@ -31,6 +31,7 @@ class Layer:
         self.updates = []
 
     def __call__(self, x, training: bool = True):
+        """The symbolic output for the symbolic input ``x``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

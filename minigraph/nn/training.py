@@ -235,6 +235,7 @@ class Trainer:
 
     @property
     def model_dtype(self) -> str:
+        """The float dtype the compiled functions take (config.floatX when they were built)."""
         return self.train_step.inputs[0].dtype
 
 
