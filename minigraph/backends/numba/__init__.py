@@ -23,8 +23,21 @@ outputs (``nt``: threads to use, 1 in the serial variant); it is compiled with
 disk, and shared by every node with the same source.  ``Inline(expr)`` is a driver
 expression instead.  Return None to fall back to the op's numpy ``perform`` (with a warning).
 Full contract: ``minigraph.backends.numba.registry``.  Modules: ``scalar`` (scalar ops as
-expressions), ``codegen`` (loop sources), ``lowerings`` (the core ops), ``cache`` (disk cache,
-``stats()``), ``linker``.
+expressions), ``codegen`` (loop sources), ``lowerings`` (the core ops), ``helpers`` (compiled
+helpers kernels call), ``cache`` (disk cache, ``stats()``), ``linker`` (kernel formation and
+the driver).
+
+How a function runs: one kernel per node of the rewritten graph (the rewrites have already
+fused elementwise regions and reductions; composite ops without a lowering are inlined).
+Loops are compiled (a serial variant, and a ``prange`` variant used when a kernel's work
+exceeds ``linker.PARALLEL_THRESHOLD`` elements; ``MINIGRAPH_NUM_THREADS`` sets the threads);
+views, BLAS products (numpy's ``dot`` into reused buffers) and small ops are driver
+expressions; elementwise ops on vectors run as numpy expressions (compiling them would cost
+more than it saves).  Memory: every intermediate keeps its buffer between calls; results
+for the user are numpy arrays reused only once the user has dropped them; a shared
+variable's update is written into its own buffer where the in-place rewrite marked it safe.
+A call that fails in compiled code is rerun on the reference interpreter, which names the
+node (or broadcasts a length 1 known only at run time, as numpy does).
 """
 from minigraph.backends.numba import lowerings as _lowerings  # noqa: F401  (registers the core ops)
 from minigraph.backends.numba.linker import NumbaLinker
