@@ -10,4 +10,5 @@ from minigraph.nn.sequential import BatchNormalization, Sequential  # noqa: E402
 from minigraph.nn.inference import compile_inference  # noqa: E402,F401  (frozen parameters, batch norm folded)
 
 __all__ = ["BatchNormalizationLayer", "ACTIVATIONS", "Activation", "BatchNorm", "Dense", "Dropout", "Layer", "glorot_uniform", "MLP",
-           "OPTIMIZERS", "momentum", "sgd", "EpochRecord", "History", "Trainer", "fit", "minibatches"]
+           "OPTIMIZERS", "momentum", "sgd", "EpochRecord", "History", "Trainer", "fit", "minibatches", "Conv2D",
+           "Flatten", "MaxPooling2D", "BatchNormalization", "Sequential", "compile_inference"]
