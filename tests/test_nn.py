@@ -1,6 +1,5 @@
 """minigraph.nn: layers against numpy, dropout, optimizers, the seed MLP's structure, inference
 with running statistics, and the two training quality bars on digits."""
-import time
 
 import numpy as np
 import pytest
