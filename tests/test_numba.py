@@ -245,18 +245,21 @@ def test_num_threads_setting(monkeypatch):
         num_threads()
 
 
-def test_large_work_uses_the_parallel_variant(monkeypatch):
+def test_parallel_variants_match_the_reference(monkeypatch, rng):
     import numba
 
-    monkeypatch.setenv("MINIGRAPH_NUM_THREADS", "2")
+    from minigraph.backends.numba import linker
+
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one thread only")
-    x = T.matrix("x")
-    f = mg.function([x], [(x * 2).sum(axis=0), x.sum(axis=1)], mode="numba", rewrites=None)
-    v = np.random.default_rng(0).standard_normal((300, 300)).astype("float32")
-    got = f(v)
-    np.testing.assert_allclose(got[0], (v * 2).sum(axis=0), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(got[1], v.sum(axis=1), rtol=1e-4, atol=1e-4)
+    monkeypatch.setenv("MINIGRAPH_NUM_THREADS", "2")
+    monkeypatch.setattr(linker, "PARALLEL_THRESHOLD", 1)  # every loop takes its prange variant
+    x = T.ftensor3("x")
+    outs = [T.tanh(x) * 2, x.sum(axis=0), x.sum(axis=(1, 2)), T.sqr(x - 1).sum(axis=(0, 2)), x.max(axis=0),
+            T.nnet.softmax(x.reshape((x.shape[0], -1)))]
+    f, got, want = both([x], outs, [rng.standard_normal((5, 3, 4)).astype("float32")])
+    assert_same(got, want)
+    assert "_k" in f.source() and "p(_nt" in f.source()
 
 
 def test_debug_mode_names_the_first_differing_node(monkeypatch):
