@@ -25,6 +25,13 @@ def test_keyword_inputs(mode):
     x, y = T.dvector("x"), T.dvector("y")
     f = mg.function([x, y], x - y, mode=mode)
     np.testing.assert_array_equal(f(y=np.ones(2), x=np.zeros(2)), [-1, -1])
+    np.testing.assert_array_equal(f(np.zeros(2), y=np.ones(2)), [-1, -1])
+    with pytest.raises(TypeError, match="'y'"):
+        f(x=np.zeros(2))
+    with pytest.raises(TypeError, match="twice"):
+        f(np.zeros(2), x=np.ones(2))
+    with pytest.raises(TypeError, match="'z'"):
+        f(np.zeros(2), z=np.ones(2))
 
 
 def test_updates_applied_after_all_outputs(mode):

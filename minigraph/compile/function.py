@@ -83,11 +83,18 @@ class Function:
     def __call__(self, *args, **kwargs):
         if kwargs:
             names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
-            args = list(args) + [None] * (len(self.inputs) - len(args))
+            missing = object()
+            args = list(args) + [missing] * (len(self.inputs) - len(args))
             for k, v in kwargs.items():
                 if k not in names:
                     raise TypeError(f"{self.name or 'function'}: unknown input name {k!r}")
+                if args[names[k]] is not missing:
+                    raise TypeError(f"{self.name or 'function'}: input {k!r} given twice")
                 args[names[k]] = v
+            absent = [repr(self.inputs[i].name) if self.inputs[i].name else f"input {i}"
+                      for i, a in enumerate(args) if a is missing]
+            if absent:
+                raise TypeError(f"{self.name or 'function'}: missing value for {', '.join(absent)}")
         if len(args) != len(self.inputs):
             raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
         values = [self._convert(i, a) for i, a in enumerate(args)]
