@@ -52,6 +52,7 @@ def test_dot_of_mismatched_shared_matrices_fails_at_build_time():
     (lambda a, b: T.clip(a, 0, 1, ) + b, ValueError, ["add", "broadcast"]),
     (lambda a, b: b[np.array([0, 1, 2]), np.array([0, 1])], ValueError, ["advanced_subtensor", "[3]", "[2]", "broadcast"]),
     (lambda a, b: a[::0], ValueError, ["subtensor", "step", "zero"]),
+    (lambda a, b: a.reshape(T.dvector("shp", shape=(2,))), TypeError, ["reshape", "integer vector", "float64[2]"]),
     (lambda a, b: T.inc_subtensor(b[:, 1:], a), ValueError, ["inc_subtensor", "float64[2, 3]", "float64[4, 2]"]),
     (lambda a, b: T.set_subtensor(T.imatrix("counts")[0], a[0]), TypeError, ["set_subtensor", "float64", "int32"]),
     (lambda a, b: T.inc_subtensor(T.imatrix("counts")[np.array([0, 1])], a), TypeError, ["advanced_inc_subtensor", "int32"]),

@@ -98,8 +98,8 @@ class MakeVector(Op):
 def as_shape_vector(op, shape) -> tuple[Variable, tuple]:
     """A shape given as a tuple of ints/scalars or as a vector: (int64 vector, static lengths)."""
     if isinstance(shape, Variable):
-        if shape.ndim != 1:
-            raise build_error(op, [shape], "a shape must be a vector", TypeError)
+        if shape.ndim != 1 or np.dtype(shape.dtype).kind not in "iu":
+            raise build_error(op, [shape], f"a shape must be an integer vector, got {shape.type}", TypeError)
         vec = M.cast(shape, "int64")
         value = get_constant_value(vec)
         static = tuple(int(s) for s in value) if value is not None else _static_entries(vec)
