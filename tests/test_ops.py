@@ -249,6 +249,15 @@ def test_argmax_argmin(mode, rng):
         assert out.shape == np.shape(ref)
 
 
+def test_argmin_of_integer_extremes_and_bools(mode):
+    a, u, b = T.bvector("a"), T.vector("u", dtype="uint8"), T.vector("b", dtype="bool")
+    av = np.array([5, -128, 127, 0], dtype="int8")
+    uv = np.array([3, 255, 0, 7], dtype="uint8")
+    bv = np.array([True, False, True])
+    outs = run(mode, [a, u, b], [T.argmin(a), u.argmin(), b.argmin(), a.argmax(), u.argmax()], av, uv, bv)
+    assert [int(o) for o in outs] == [np.argmin(av), np.argmin(uv), np.argmin(bv), np.argmax(av), np.argmax(uv)]
+
+
 def test_var_std_ddof(mode, rng):
     x = T.dmatrix("x")
     xv = rng.standard_normal((5, 3))

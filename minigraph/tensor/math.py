@@ -323,7 +323,17 @@ def argmax(x, axis=None, keepdims=False):
 
 def argmin(x, axis=None, keepdims=False):
     """Index of the smallest value along ``axis``."""
-    return argmax(neg(x), axis=axis, keepdims=keepdims)
+    x = as_tensor_variable(x)
+    kind = np.dtype(x.dtype).kind
+    if kind == "b":
+        flipped = invert(x)
+    elif kind in "iu":
+        # -x - 1 is the bitwise not in wrapping integer arithmetic: order-reversing with no
+        # overflow (plain -x wraps the smallest signed value and every unsigned one)
+        flipped = sub(neg(x), 1)
+    else:
+        flipped = neg(x)
+    return argmax(flipped, axis=axis, keepdims=keepdims)
 
 
 def _count(x, axes):
