@@ -22,6 +22,7 @@ class GeneratorType:
     """The type of a numpy random ``Generator`` held in the graph."""
 
     def make_variable(self, name=None):
+        """A fresh variable holding a generator."""
         from minigraph.graph.basic import Variable
 
         return Variable(self, name=name)
@@ -34,9 +35,11 @@ class RandomGeneratorSharedVariable(SharedVariable):
     """A shared numpy Generator."""
 
     def get_value(self, borrow=False):
+        """The generator (a copy unless ``borrow``)."""
         return self._value if borrow else copy.deepcopy(self._value)
 
     def set_value(self, value, borrow=False):
+        """Store a numpy Generator (copied unless ``borrow``)."""
         if not isinstance(value, np.random.Generator):
             raise ValueError(f"shared variable {self.name!r}: expected a numpy Generator, got {type(value).__name__}")
         self._value = value if borrow else copy.deepcopy(value)

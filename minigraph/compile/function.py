@@ -253,6 +253,7 @@ def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=No
 
 
 def default_mode() -> str:
+    """The mode used when ``function`` is given none (``MINIGRAPH_MODE``, else python)."""
     from minigraph.compile import mode
 
     return mode.DEFAULT_MODE

@@ -35,6 +35,7 @@ class TensorSharedVariable(_TensorMethods, SharedVariable):
         self._value = arr if (borrow and arr is value) else np.array(arr, copy=True)
 
     def check_value(self, value) -> np.ndarray:
+        """``value`` as an array of this variable's dtype and static shape, or ValueError naming it."""
         label = f"shared variable {self.name!r}" if self.name else "shared variable"
         arr = np.asarray(value)
         if arr.dtype != self.type.dtype:
@@ -49,6 +50,7 @@ class TensorSharedVariable(_TensorMethods, SharedVariable):
 
     @property
     def value(self) -> np.ndarray:
+        """The current value (not a copy)."""
         return self._value
 
 

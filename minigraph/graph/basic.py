@@ -31,6 +31,7 @@ def user_frame() -> tuple[str, int] | None:
 
 
 def format_trace(trace: tuple[str, int] | None) -> str:
+    """``File "x.py", line 3: code`` for a (filename, line) pair, or a note that minigraph built it."""
     if trace is None:
         return "(built inside minigraph)"
     filename, lineno = trace
@@ -165,6 +166,7 @@ def snake_case(name: str) -> str:
 # --- walks -------------------------------------------------------------------------------
 
 def as_list(x) -> list:
+    """``x`` as a list (a single item becomes a one-item list)."""
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 

@@ -29,10 +29,12 @@ class TensorType:
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions."""
         return len(self.shape)
 
     @property
     def broadcastable(self) -> tuple[bool, ...]:
+        """Per axis: is its static length 1 (Theano's broadcastable pattern)."""
         return tuple(s == 1 for s in self.shape)
 
     def __str__(self) -> str:
@@ -42,6 +44,7 @@ class TensorType:
         return f"TensorType({self.dtype}, {self.shape})"
 
     def make_variable(self, name: str | None = None):
+        """A fresh variable of this type."""
         from minigraph.tensor.variable import TensorVariable
 
         return TensorVariable(self, name=name)
@@ -58,6 +61,7 @@ class TensorType:
         )
 
     def shape_matches(self, shape: tuple[int, ...]) -> bool:
+        """True when a run-time ``shape`` fits the static shape."""
         return len(shape) == self.ndim and all(s is None or s == v for s, v in zip(self.shape, shape))
 
     def filter(self, value, name: str = "value") -> np.ndarray:

@@ -39,22 +39,27 @@ def tensor(dtype=None, shape=None, name=None, ndim=None) -> TensorVariable:
 
 
 def scalar(name=None, dtype=None):
+    """A symbolic 0-d tensor (dtype floatX unless given)."""
     return tensor(dtype, (), name)
 
 
 def vector(name=None, dtype=None, shape=(None,)):
+    """A symbolic 1-d tensor."""
     return tensor(dtype, shape, name)
 
 
 def matrix(name=None, dtype=None, shape=(None, None)):
+    """A symbolic 2-d tensor."""
     return tensor(dtype, shape, name)
 
 
 def tensor3(name=None, dtype=None, shape=(None,) * 3):
+    """A symbolic 3-d tensor."""
     return tensor(dtype, shape, name)
 
 
 def tensor4(name=None, dtype=None, shape=(None,) * 4):
+    """A symbolic 4-d tensor."""
     return tensor(dtype, shape, name)
 
 

@@ -67,6 +67,8 @@ class _NoGrad(ScalarOp):
 
 @dataclass(frozen=True)
 class Add(ScalarOp):
+    """x + y + ... (n-ary)."""
+
     nin: ClassVar[int] = -1  # any number of inputs (add chains are flattened)
 
     def impl(self, *args):
@@ -78,6 +80,8 @@ class Add(ScalarOp):
 
 @dataclass(frozen=True)
 class Mul(ScalarOp):
+    """x * y * ... (n-ary)."""
+
     nin: ClassVar[int] = -1
 
     def impl(self, *args):
@@ -94,6 +98,8 @@ class Mul(ScalarOp):
 
 @dataclass(frozen=True)
 class Sub(ScalarOp):
+    """x - y."""
+
     nin: ClassVar[int] = 2
     ufunc: ClassVar = np.subtract
 
@@ -103,6 +109,8 @@ class Sub(ScalarOp):
 
 @dataclass(frozen=True)
 class TrueDiv(ScalarOp):
+    """x / y."""
+
     nin: ClassVar[int] = 2
     ufunc: ClassVar = np.true_divide
 
@@ -114,12 +122,16 @@ class TrueDiv(ScalarOp):
 
 @dataclass(frozen=True)
 class IntDiv(_NoGrad):
+    """x // y (floor division; zero gradient)."""
+
     nin: ClassVar[int] = 2
     ufunc: ClassVar = np.floor_divide
 
 
 @dataclass(frozen=True)
 class Mod(ScalarOp):
+    """x % y (numpy's sign rule)."""
+
     nin: ClassVar[int] = 2
     ufunc: ClassVar = np.mod
 
@@ -131,6 +143,8 @@ class Mod(ScalarOp):
 
 @dataclass(frozen=True)
 class Pow(ScalarOp):
+    """x ** y."""
+
     nin: ClassVar[int] = 2
     ufunc: ClassVar = np.power
 
@@ -144,6 +158,8 @@ class Pow(ScalarOp):
 
 @dataclass(frozen=True)
 class Maximum(ScalarOp):
+    """Elementwise maximum (ties send the gradient to x)."""
+
     nin: ClassVar[int] = 2
     ufunc: ClassVar = np.maximum
 
@@ -156,6 +172,8 @@ class Maximum(ScalarOp):
 
 @dataclass(frozen=True)
 class Minimum(ScalarOp):
+    """Elementwise minimum (ties send the gradient to x)."""
+
     nin: ClassVar[int] = 2
     ufunc: ClassVar = np.minimum
 
@@ -167,6 +185,8 @@ class Minimum(ScalarOp):
 
 @dataclass(frozen=True)
 class Neg(ScalarOp):
+    """-x."""
+
     ufunc: ClassVar = np.negative
 
     def grad(self, inputs, output, gout):
@@ -175,6 +195,8 @@ class Neg(ScalarOp):
 
 @dataclass(frozen=True)
 class Abs(ScalarOp):
+    """|x|."""
+
     ufunc: ClassVar = np.abs
 
     def grad(self, inputs, output, gout):
@@ -184,21 +206,29 @@ class Abs(ScalarOp):
 
 @dataclass(frozen=True)
 class Sgn(_NoGrad):
+    """Sign of x."""
+
     ufunc: ClassVar = np.sign
 
 
 @dataclass(frozen=True)
 class Floor(_NoGrad):
+    """Round down."""
+
     ufunc: ClassVar = np.floor
 
 
 @dataclass(frozen=True)
 class Ceil(_NoGrad):
+    """Round up."""
+
     ufunc: ClassVar = np.ceil
 
 
 @dataclass(frozen=True)
 class Exp(ScalarOp):
+    """e ** x."""
+
     ufunc: ClassVar = np.exp
 
     def grad(self, inputs, output, gout):
@@ -207,6 +237,8 @@ class Exp(ScalarOp):
 
 @dataclass(frozen=True)
 class Expm1(ScalarOp):
+    """e ** x - 1."""
+
     ufunc: ClassVar = np.expm1
 
     def grad(self, inputs, output, gout):
@@ -216,6 +248,8 @@ class Expm1(ScalarOp):
 
 @dataclass(frozen=True)
 class Log(ScalarOp):
+    """Natural logarithm."""
+
     ufunc: ClassVar = np.log
 
     def grad(self, inputs, output, gout):
@@ -224,6 +258,8 @@ class Log(ScalarOp):
 
 @dataclass(frozen=True)
 class Log1p(ScalarOp):
+    """log(1 + x)."""
+
     ufunc: ClassVar = np.log1p
 
     def grad(self, inputs, output, gout):
@@ -233,6 +269,8 @@ class Log1p(ScalarOp):
 
 @dataclass(frozen=True)
 class Sqrt(ScalarOp):
+    """Square root."""
+
     ufunc: ClassVar = np.sqrt
 
     def grad(self, inputs, output, gout):
@@ -242,6 +280,8 @@ class Sqrt(ScalarOp):
 
 @dataclass(frozen=True)
 class Sqr(ScalarOp):
+    """x * x."""
+
     ufunc: ClassVar = np.square
 
     def grad(self, inputs, output, gout):
@@ -251,6 +291,8 @@ class Sqr(ScalarOp):
 
 @dataclass(frozen=True)
 class Tanh(ScalarOp):
+    """Hyperbolic tangent."""
+
     ufunc: ClassVar = np.tanh
 
     def grad(self, inputs, output, gout):
@@ -260,6 +302,8 @@ class Tanh(ScalarOp):
 
 @dataclass(frozen=True)
 class Sin(ScalarOp):
+    """Sine."""
+
     ufunc: ClassVar = np.sin
 
     def grad(self, inputs, output, gout):
@@ -269,6 +313,8 @@ class Sin(ScalarOp):
 
 @dataclass(frozen=True)
 class Cos(ScalarOp):
+    """Cosine."""
+
     ufunc: ClassVar = np.cos
 
     def grad(self, inputs, output, gout):
@@ -307,6 +353,8 @@ class Softplus(ScalarOp):
 
 @dataclass(frozen=True)
 class Clip(ScalarOp):
+    """x limited to [lo, hi]."""
+
     nin: ClassVar[int] = 3
 
     def impl(self, x, lo, hi):
@@ -323,6 +371,8 @@ class Clip(ScalarOp):
 
 @dataclass(frozen=True)
 class Switch(ScalarOp):
+    """a where cond holds, else b."""
+
     nin: ClassVar[int] = 3
 
     def impl(self, cond, a, b):
@@ -339,6 +389,8 @@ class Switch(ScalarOp):
 
 @dataclass(frozen=True)
 class Cast(ScalarOp):
+    """Conversion to ``dtype``."""
+
     dtype: str
 
     @property
@@ -358,6 +410,8 @@ class Cast(ScalarOp):
 
 @dataclass(frozen=True)
 class Identity(ScalarOp):
+    """A copy of x."""
+
     def impl(self, x):
         return np.array(x, copy=True)
 
@@ -382,6 +436,8 @@ Or = _comparison("Or", np.logical_or)
 
 @dataclass(frozen=True)
 class Invert(_NoGrad):
+    """Logical not."""
+
     ufunc: ClassVar = np.logical_not
 
 
@@ -534,10 +590,12 @@ class DimShuffle(Op):
 
     @property
     def dropped(self) -> tuple:
+        """Input axes (of static length 1) that the pattern leaves out."""
         return tuple(d for d in range(self.input_ndim) if d not in self.new_order)
 
     @property
     def is_transpose(self) -> bool:
+        """True when the pattern only permutes axes."""
         return "x" not in self.new_order and len(self.new_order) == self.input_ndim
 
     def perform(self, node, inputs):

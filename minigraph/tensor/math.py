@@ -116,6 +116,7 @@ def cast(x, dtype):
 
 
 def identity(x):
+    """A copy of ``x`` (elementwise identity)."""
     return E.Elemwise(E.Identity())(x)
 
 
@@ -193,6 +194,8 @@ class Reduce(Op):
 
 @dataclass(frozen=True)
 class Sum(Reduce):
+    """Sum over ``axis`` (numpy's accumulation dtype: small ints give int64)."""
+
     ufunc: ClassVar = np.add
 
     def out_dtype(self, dtype):
@@ -213,6 +216,8 @@ class Sum(Reduce):
 
 @dataclass(frozen=True)
 class Prod(Reduce):
+    """Product over ``axis``."""
+
     ufunc: ClassVar = np.multiply
 
     def out_dtype(self, dtype):
@@ -232,6 +237,8 @@ class Prod(Reduce):
 
 @dataclass(frozen=True)
 class Max(Reduce):
+    """Largest value over ``axis``."""
+
     ufunc: ClassVar = np.maximum
 
     def grad(self, inputs, outputs, output_grads):
@@ -243,6 +250,8 @@ class Max(Reduce):
 
 @dataclass(frozen=True)
 class Min(Reduce):
+    """Smallest value over ``axis``."""
+
     ufunc: ClassVar = np.minimum
 
     grad = Max.grad

@@ -214,16 +214,19 @@ def transpose(x, axes=None):
 
 
 def shape_padleft(x, n=1):
+    """``x`` with ``n`` length-1 axes in front."""
     x = as_tensor_variable(x)
     return dimshuffle(x, ("x",) * n + tuple(range(x.ndim)))
 
 
 def shape_padright(x, n=1):
+    """``x`` with ``n`` length-1 axes at the end."""
     x = as_tensor_variable(x)
     return dimshuffle(x, tuple(range(x.ndim)) + ("x",) * n)
 
 
 def shape_padaxis(x, axis):
+    """``x`` with a length-1 axis inserted at ``axis``."""
     x = as_tensor_variable(x)
     pattern = list(range(x.ndim))
     pattern.insert(axis % (x.ndim + 1), "x")

@@ -57,6 +57,7 @@ class Subtensor(Op):
         return "subtensor{" + ", ".join(map(_entry_str, self.idx)) + "}"
 
     def index_for(self, values):
+        """The numpy index, with the symbolic entries' run-time ``values``."""
         return _materialize(self.idx, values)
 
     def make_node(self, x, *sym) -> Apply:

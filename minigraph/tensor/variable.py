@@ -14,30 +14,36 @@ class _TensorMethods:
     # -- facts ---------------------------------------------------------------------------
     @property
     def ndim(self) -> int:
+        """Number of dimensions."""
         return self.type.ndim
 
     @property
     def dtype(self) -> str:
+        """The dtype, as a string."""
         return self.type.dtype
 
     @property
     def broadcastable(self) -> tuple[bool, ...]:
+        """Per axis: is its static length 1."""
         return self.type.broadcastable
 
     @property
     def shape(self):
+        """The symbolic shape (an int64 vector; ``x.shape[i]`` is a scalar)."""
         from minigraph.tensor.shape_ops import shape
 
         return shape(self)
 
     @property
     def size(self):
+        """The symbolic number of elements."""
         from minigraph.tensor.math import prod
 
         return prod(self.shape)
 
     @property
     def T(self):
+        """The transpose (axes reversed)."""
         return self.transpose()
 
     def __len__(self):
@@ -124,6 +130,7 @@ class _TensorMethods:
 
     # -- shape ---------------------------------------------------------------------------
     def reshape(self, *shape, ndim=None):
+        """``x`` with a new shape (ints, symbolic scalars or a vector; -1 allowed)."""
         from minigraph.tensor.shape_ops import reshape
 
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
@@ -131,6 +138,7 @@ class _TensorMethods:
         return reshape(self, shape, ndim=ndim)
 
     def dimshuffle(self, *pattern):
+        """Reorder axes; ``'x'`` inserts a length-1 axis."""
         from minigraph.tensor.shape_ops import dimshuffle
 
         if len(pattern) == 1 and isinstance(pattern[0], (list, tuple)):
@@ -138,6 +146,7 @@ class _TensorMethods:
         return dimshuffle(self, pattern)
 
     def transpose(self, *axes):
+        """Permute the axes (reverse them by default)."""
         from minigraph.tensor.shape_ops import transpose
 
         if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
@@ -145,50 +154,64 @@ class _TensorMethods:
         return transpose(self, axes or None)
 
     def flatten(self, ndim=1):
+        """Collapse the trailing axes so that ``ndim`` remain."""
         from minigraph.tensor.shape_ops import flatten
 
         return flatten(self, ndim)
 
     def repeat(self, repeats, axis=None):
+        """numpy's ``repeat`` (axis None repeats the flattened tensor)."""
         from minigraph.tensor.shape_ops import repeat
 
         return repeat(self, repeats, axis)
 
     def astype(self, dtype):
+        """``x`` converted to ``dtype``."""
         return _m().cast(self, dtype)
 
     # -- reductions ----------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False, dtype=None):
+        """Sum over ``axis``."""
         return _m().sum(self, axis=axis, keepdims=keepdims, dtype=dtype)
 
     def prod(self, axis=None, keepdims=False):
+        """Product over ``axis``."""
         return _m().prod(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
+        """Mean over ``axis``."""
         return _m().mean(self, axis=axis, keepdims=keepdims)
 
     def var(self, axis=None, keepdims=False, ddof=0):
+        """Variance over ``axis`` (``ddof`` as numpy's)."""
         return _m().var(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     def std(self, axis=None, keepdims=False, ddof=0):
+        """Standard deviation over ``axis``."""
         return _m().std(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     def max(self, axis=None, keepdims=False):
+        """Largest value over ``axis``."""
         return _m().max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
+        """Smallest value over ``axis``."""
         return _m().min(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis=None, keepdims=False):
+        """Index of the largest value along ``axis``."""
         return _m().argmax(self, axis=axis, keepdims=keepdims)
 
     def argmin(self, axis=None, keepdims=False):
+        """Index of the smallest value along ``axis``."""
         return _m().argmin(self, axis=axis, keepdims=keepdims)
 
     def dot(self, other):
+        """Matrix product with ``other``."""
         return _m().dot(self, other)
 
     def clip(self, a_min, a_max):
+        """Values limited to ``[a_min, a_max]``."""
         return _m().clip(self, a_min, a_max)
 
     # -- indexing ------------------------------------------------------------------------
@@ -213,4 +236,5 @@ class TensorConstant(_TensorMethods, Constant):
 
     @property
     def value(self) -> np.ndarray:
+        """The constant's value (read-only)."""
         return self.data
