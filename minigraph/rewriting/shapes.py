@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigraph.graph.basic import Constant, Variable
+from minigraph.graph.basic import Constant, Variable, ancestors
 from minigraph.rewriting.framework import local_rule
 from minigraph.rewriting.utils import pad_to, scalar_op
 from minigraph.tensor import elemwise as E
@@ -260,7 +260,8 @@ def local_shape_of_roots(fgraph, node):
         found = keys.root(key)
         if static is not None:
             lengths.append(constant(np.asarray(static, dtype="int64")))
-        elif found is not None and found[1] is not None and found[0] is not v and found[0] in fgraph.clients:
+        elif found is not None and found[1] is not None and found[0] is not v and found[0] in fgraph.clients \
+                and not _feeds(fgraph, node, found[0]):
             lengths.append(S.ShapeI(found[1])(found[0]))
         else:
             return None
@@ -294,9 +295,16 @@ def local_shape_i_canonical(fgraph, node):
     if found is None or found[1] is None:
         return None
     root, j = found
-    if (root is node.inputs[0] and j == node.op.i) or root not in fgraph.clients:
+    if (root is node.inputs[0] and j == node.op.i) or root not in fgraph.clients or _feeds(fgraph, node, root):
         return None
     return [S.ShapeI(j)(root)]
+
+
+def _feeds(fgraph, node, v) -> bool:
+    """True when ``v`` depends on an output of ``node``: reading its length there would make a
+    cycle (the gradient of ``reshape(x, shape(dot(a, b)))`` has such a length partner)."""
+    outs = {id(o) for o in node.outputs}
+    return any(id(a) in outs for a in ancestors([v], stop_at=fgraph.inputs))
 
 
 @local_rule("local_useless_sum_to_shape", S.SumToShape)
