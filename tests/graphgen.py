@@ -2,8 +2,8 @@
 
 ``programs()`` is a hypothesis strategy of ``Program``s: a list of steps in plain data
 (inputs with static and run-time shapes, elementwise chains with broadcasting, reductions
-over random axes with keepdims, dot, reshape, dimshuffle, basic and integer-array indexing,
-softmax, batch normalization).  ``Program.build(dtype)`` makes the graph and its input
+over random axes with keepdims, dot, reshape, dimshuffle, concatenation, basic and
+integer-array indexing, softmax, log-softmax, the softmax NLL cost, batch normalization).  ``Program.build(dtype)`` makes the graph and its input
 values in float32 or float64; ``repr(program)`` is Python code that builds the same graph,
 which is what hypothesis prints for a failing example.
 
@@ -32,15 +32,20 @@ UNARY = {
     "sqrt_1p_sqr": lambda x: T.sqrt(1.0 + T.sqr(x)),
     "abs": lambda x: abs(x),
     "scale": lambda x: x * 0.5 - 0.25,
+    "cube": lambda x: x ** 3,
+    "clip": lambda x: T.clip(x, -0.5, 0.7),
+    "expm1_tanh": lambda x: T.expm1(T.tanh(x)),
+    "log1p_sqr": lambda x: T.log1p(T.sqr(x)),
 }
 UNARY_CODE = {
     "tanh": "T.tanh({})", "sigmoid": "T.sigmoid({})", "sin": "T.sin({})", "cos": "T.cos({})",
     "sqr": "T.sqr({})", "neg": "-{}", "softplus": "T.softplus({})", "exp_tanh": "T.exp(T.tanh({}))",
     "log_1p_sqr": "T.log(1.0 + T.sqr({}))", "sqrt_1p_sqr": "T.sqrt(1.0 + T.sqr({}))", "abs": "abs({})",
-    "scale": "{} * 0.5 - 0.25",
+    "scale": "{} * 0.5 - 0.25", "cube": "{} ** 3", "clip": "T.clip({}, -0.5, 0.7)",
+    "expm1_tanh": "T.expm1(T.tanh({}))", "log1p_sqr": "T.log1p(T.sqr({}))",
 }
 #: not differentiable everywhere: graphs using these skip the finite-difference check
-KINKED = {"abs", "max", "min", "maximum"}
+KINKED = {"abs", "max", "min", "maximum", "clip", "switch"}
 
 BINARY = {
     "add": lambda a, b: a + b,
@@ -49,10 +54,13 @@ BINARY = {
     "div": lambda a, b: a / (1.0 + T.sqr(b)),
     "maximum": lambda a, b: T.maximum(a, b),
     "add3": lambda a, b: T.add(a, b, a),
+    "switch": lambda a, b: T.switch(a > b, a * b, a - b),
+    "center": lambda a, b: a - b.mean(keepdims=True) if b.ndim else a - b,
 }
 BINARY_CODE = {
     "add": "{} + {}", "sub": "{} - {}", "mul": "{} * {}", "div": "{} / (1.0 + T.sqr({}))",
     "maximum": "T.maximum({}, {})", "add3": "T.add({0}, {1}, {0})",
+    "switch": "T.switch({0} > {1}, {0} * {1}, {0} - {1})", "center": "{} - {}.mean(keepdims=True)",
 }
 
 REDUCE = ("sum", "mean", "max", "min", "prod", "var")
@@ -131,6 +139,14 @@ def _apply(step, env):
         return env[a][env[b], env[c]]
     if kind == "softmax":
         return T.nnet.softmax(env[step[1]], axis=step[2])
+    if kind == "log_softmax":
+        return T.nnet.log_softmax(env[step[1]], axis=step[2])
+    if kind == "nll":
+        _, a, labels = step
+        return -T.log(T.nnet.softmax(env[a]))[T.arange(env[labels].shape[0]), env[labels]]
+    if kind == "concat":
+        _, a, b, axis = step
+        return T.concatenate([env[a], env[b]], axis=axis)
     if kind == "bn":
         _, a, axes, g, b = step
         return T.nnet.bn.batch_normalization_train(env[a], env[g], env[b], axes=axes)[0]
@@ -177,6 +193,12 @@ def _code(step) -> str:
         return f"v{step[1]}[v{step[2]}, v{step[3]}]"
     if kind == "softmax":
         return f"T.nnet.softmax(v{step[1]}, axis={step[2]})"
+    if kind == "log_softmax":
+        return f"T.nnet.log_softmax(v{step[1]}, axis={step[2]})"
+    if kind == "nll":
+        return f"-T.log(T.nnet.softmax(v{step[1]}))[T.arange(v{step[2]}.shape[0]), v{step[2]}]"
+    if kind == "concat":
+        return f"T.concatenate([v{step[1]}, v{step[2]}], axis={step[3]})"
     if kind == "bn":
         _, a, axes, g, b = step
         return f"T.nnet.bn.batch_normalization_train(v{a}, v{g}, v{b}, axes={axes!r})[0]"
@@ -238,7 +260,8 @@ def _broadcast_partner(draw, shape):
 
 def _step(draw, b: _Builder) -> None:
     kind = draw(st.sampled_from(["unary", "unary", "binary", "binary", "binary", "reduce", "reduce", "dot",
-                                 "reshape", "dimshuffle", "index", "take", "softmax", "bn"]))
+                                 "reshape", "dimshuffle", "index", "take", "softmax", "bn", "log_softmax", "nll",
+                                 "concat"]))
     floats = b.floats()
     computed = [i for i in floats if b.steps[i][0] != "input"]
     # mostly extend the latest result, so that steps chain into deep graphs
@@ -253,8 +276,10 @@ def _step(draw, b: _Builder) -> None:
         else:
             other = draw(st.sampled_from(partners))
         x, y = (a, other) if draw(st.booleans()) else (other, a)
-        out = np.broadcast_shapes(b.shapes[x], b.shapes[y])
-        b.add(("binary", draw(st.sampled_from(sorted(BINARY))), x, y), out)
+        fn = draw(st.sampled_from(sorted(BINARY)))
+        # "center" subtracts the mean of y (keepdims: all lengths 1), not y itself
+        y_shape = (1,) * len(b.shapes[y]) if fn == "center" else b.shapes[y]
+        b.add(("binary", fn, x, y), np.broadcast_shapes(b.shapes[x], y_shape))
     elif kind == "reduce":
         fn = draw(st.sampled_from(REDUCE))
         nd = len(shape)
@@ -333,6 +358,28 @@ def _step(draw, b: _Builder) -> None:
             b.add(("unary", "sigmoid", a), shape)
             return
         b.add(("softmax", a, draw(st.integers(-len(shape), len(shape) - 1))), shape)
+    elif kind == "log_softmax":
+        if not shape:
+            b.add(("unary", "softplus", a), shape)
+            return
+        b.add(("log_softmax", a, draw(st.integers(-len(shape), len(shape) - 1))), shape)
+    elif kind == "nll":
+        # the cost of the README, which the rewrites turn into one stable op
+        if len(shape) != 2:
+            a = b.new_input(_shape(draw, 2, 2))
+            shape = b.shapes[a]
+        labels = b.new_input((shape[0],), is_int=True, bound=shape[1])
+        b.add(("nll", a, labels), (shape[0],))
+    elif kind == "concat":
+        if not shape:
+            b.add(("unary", "cos", a), shape)
+            return
+        axis = draw(st.integers(0, len(shape) - 1))
+        other_shape = shape[:axis] + (draw(_lengths),) + shape[axis + 1:]
+        other = b.new_input(other_shape)
+        x, y = (a, other) if draw(st.booleans()) else (other, a)
+        out = shape[:axis] + (shape[axis] + other_shape[axis],) + shape[axis + 1:]
+        b.add(("concat", x, y, axis), out)
     elif kind == "bn":
         if len(shape) < 2:
             x = b.new_input(_shape(draw, 2, 3))
@@ -392,12 +439,14 @@ def programs(draw, max_steps: int = 6) -> Program:
 
 def _operands(step) -> tuple:
     kind = step[0]
-    if kind in ("unary", "reduce", "reshape", "dimshuffle", "index", "softmax"):
+    if kind in ("unary", "reduce", "reshape", "dimshuffle", "index", "softmax", "log_softmax"):
         return (step[2] if kind in ("unary", "reduce") else step[1],)
     if kind == "binary":
         return step[2], step[3]
-    if kind in ("dot", "take2"):
+    if kind in ("dot", "take2", "nll"):
         return tuple(step[1:])
+    if kind == "concat":
+        return step[1], step[2]
     if kind == "take":
         return step[1], step[3]
     if kind == "bn":

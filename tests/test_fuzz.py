@@ -167,3 +167,16 @@ def test_fuzz_long_all_checks(prog):
             _run_both(prog, mode, "python")
     if not prog.kinked():
         _fd_check(prog)
+
+
+# --- regressions found by the fuzzer --------------------------------------------------------------
+
+def test_regression_gradient_of_reshaped_dot_has_no_cycle(mode):
+    """The shape rewrites read dot's length from the reshape in its own gradient, a variable
+    that needs that length first: a cycle, so the interpreter met an uncomputed value."""
+    x1, x3 = mg.tensor.dmatrix("x1"), mg.tensor.dvector("x3")
+    out = mg.tensor.dot(x1, x3).reshape((3,))
+    g = mg.grad(out.sum(), x3)
+    f = mg.function([x1, x3], g, mode=mode)
+    a = np.arange(9.0).reshape(3, 3)
+    np.testing.assert_allclose(f(a, np.ones(3)), a.sum(axis=0))
