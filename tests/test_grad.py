@@ -99,6 +99,9 @@ CASES = [
     ("std", lambda a: a.std(), [lambda r: _normal(r, 2, 4)]),
     ("var_ddof", lambda a: a.var(axis=0, ddof=1), [lambda r: _normal(r, 4, 2)]),
     ("prod", lambda a: a.prod(axis=1), [lambda r: _pos(r, 2, 3)]),
+    ("prod_zeros", lambda a: a.prod(axis=1), [lambda r: _normal(r, 4, 3) * np.array([[1, 1, 1], [0, 1, 1], [0, 0, 1],
+                                                                                     [1, 0, 1]])]),
+    ("prod_all", lambda a: a.prod() * 2, [lambda r: _normal(r, 2, 2) * np.array([[1, 0], [1, 1]])]),
     ("max", lambda a: a.max(axis=0), [lambda r: _apart(r, 3, 4)]),
     ("min_keepdims", lambda a: a.min(axis=-1, keepdims=True), [lambda r: _apart(r, 3, 4)]),
     ("max_all", lambda a: a.max(), [lambda r: _apart(r, 3, 4)]),
@@ -158,7 +161,7 @@ def test_grad_matches_finite_differences(name, fn, makers, static):
 
 
 # one case per op family: the default run compiles these (numba compiles cost ~1 s a kernel)
-PARITY_CASES = ["add3", "div", "pow", "tanh", "softplus", "clip_bounds", "switch", "sum_keepdims", "var", "max",
+PARITY_CASES = ["add3", "div", "pow", "tanh", "softplus", "clip_bounds", "switch", "sum_keepdims", "var", "max", "prod_zeros",
                 "dot_mv", "reshape_sym", "repeat_none", "concatenate", "adv_nll", "adv_inc", "log_softmax", "mlp"]
 
 

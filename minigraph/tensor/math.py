@@ -228,11 +228,19 @@ class Prod(Reduce):
         return (np.asarray(np.prod(inputs[0], axis=self.axis), dtype=node.outputs[0].dtype),)
 
     def grad(self, inputs, outputs, output_grads):
-        # d prod / d x_i = prod / x_i; exact for inputs without zeros
+        # d prod / d x_i is the product of the others: prod / x_i without zeros; with one zero,
+        # the product of the non-zeros at the zero and 0 elsewhere; with two or more, 0
         x = inputs[0]
+        if np.dtype(x.dtype).kind not in "fc":
+            return [None]
         g = expand_reduced(output_grads[0], self.axis, x.ndim)
-        p = expand_reduced(outputs[0], self.axis, x.ndim)
-        return [true_div(mul(g, p), x)]
+        nonzero = neq(x, 0)
+        safe = switch(nonzero, x, 1)
+        p_nonzero = expand_reduced(Prod(self.axis)(safe), self.axis, x.ndim)
+        n_zeros = expand_reduced(Sum(self.axis)(invert(nonzero)), self.axis, x.ndim)
+        others = switch(eq(n_zeros, 0), true_div(p_nonzero, safe),
+                        switch(and_(eq(n_zeros, 1), invert(nonzero)), p_nonzero, 0))
+        return [mul(g, others)]
 
 
 @dataclass(frozen=True)
