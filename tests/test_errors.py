@@ -188,6 +188,18 @@ def test_function_input_dtype_conversion(value, ok):
         assert "float32" in str(info.value)
 
 
+def test_python_float_takes_the_input_float_dtype(mode):
+    """As in arithmetic, a Python float adopts the tensor's dtype; arrays must convert exactly."""
+    lr = T.fscalar("lr")
+    f = mg.function([lr], lr * 2, mode=mode)
+    out = f(0.3)
+    assert out.dtype == np.float32 and out == np.float32(0.3) * 2
+    with pytest.raises(TypeError, match="'lr'"):
+        f(np.float64(0.3))  # a numpy float64 is not converted with loss
+    with pytest.raises(TypeError, match="'lr'"):
+        f(np.array(0.3))
+
+
 def test_integer_input_conversion():
     i = T.ivector("labels")
     f = mg.function([i], i + 1)
@@ -240,6 +252,11 @@ def test_shared_set_value_lossy_dtype_raises():
         W.set_value(np.full(3, 0.1))
     W.set_value(np.full(3, 0.5))  # exact: accepted
     assert W.get_value().dtype == np.float32
+    lr = mg.shared(np.float32(0.1), name="lr")
+    lr.set_value(0.05)  # a Python float takes the variable's dtype
+    assert lr.get_value().dtype == np.float32 and lr.get_value() == np.float32(0.05)
+    with pytest.raises(ValueError, match="'lr'"):
+        lr.set_value(np.float64(0.05))
     n = mg.shared(np.zeros(2, dtype="int32"), name="counts")
     with pytest.raises(ValueError, match="'counts'"):
         n.set_value(np.array([0.5, 1.0]))

@@ -37,7 +37,10 @@ class TensorSharedVariable(_TensorMethods, SharedVariable):
     def check_value(self, value) -> np.ndarray:
         """``value`` as an array of this variable's dtype and static shape, or ValueError naming it."""
         label = f"shared variable {self.name!r}" if self.name else "shared variable"
-        arr = np.asarray(value)
+        if isinstance(value, float) and not isinstance(value, np.generic) and np.dtype(self.type.dtype).kind == "f":
+            arr = np.asarray(value, dtype=self.type.dtype)  # a Python float takes the variable's float dtype
+        else:
+            arr = np.asarray(value)
         if arr.dtype != self.type.dtype:
             try:
                 arr = lossless_cast(arr, self.type.dtype, label)

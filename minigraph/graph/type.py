@@ -66,7 +66,11 @@ class TensorType:
 
     def filter(self, value, name: str = "value") -> np.ndarray:
         """Convert ``value`` to this type without loss, or raise TypeError naming ``name``."""
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if isinstance(value, float) and not isinstance(value, np.generic) and np.dtype(self.dtype).kind == "f":
+            # a Python float takes the tensor's float dtype, as in arithmetic (f(x, 0.3) for an fscalar)
+            arr = np.asarray(value, dtype=self.dtype)
+        else:
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
         if arr.dtype != self.dtype:
             arr = lossless_cast(arr, self.dtype, name)
         if arr.ndim != self.ndim:
