@@ -1,6 +1,8 @@
 """Forward values of every op family against numpy, in every backend mode."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minigraph as mg
 import minigraph.tensor as T
@@ -446,6 +448,43 @@ def test_basic_slicing(mode, rng):
     for out, ref in zip(outs, refs):
         assert out.shape == ref.shape
         np.testing.assert_array_equal(out, ref)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_random_basic_indexing_matches_numpy(data):
+    """Random slices (any bounds, negative steps, out of range) and integers, static or not."""
+    shape = tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    static = data.draw(st.booleans())
+    bound = st.one_of(st.none(), st.integers(-6, 6))
+    index = []
+    for n in shape[: data.draw(st.integers(1, len(shape)))]:
+        if data.draw(st.booleans()):
+            index.append(slice(data.draw(bound), data.draw(bound), data.draw(st.sampled_from([None, 1, 2, -1, -2]))))
+        else:
+            index.append(data.draw(st.integers(-n, n - 1)))
+    index = tuple(index)
+    xv = np.arange(int(np.prod(shape)), dtype="float64").reshape(shape)
+    x = T.tensor("float64", shape if static else (None,) * len(shape), "x")
+    sym = x[index]
+    expected = xv[index]
+    if static:
+        assert sym.type.shape == np.shape(expected)
+    np.testing.assert_array_equal(mg.function([x], sym, mode="python")(xv), expected)
+    # the same with every integer given at run time
+    scalars, values = [], []
+
+    def symbolic(v):
+        if v is None:
+            return None
+        scalars.append(T.lscalar(f"i{len(scalars)}"))
+        values.append(v)
+        return scalars[-1]
+
+    sym_index = tuple(slice(symbolic(e.start), symbolic(e.stop), symbolic(e.step)) if isinstance(e, slice)
+                      else symbolic(e) for e in index)
+    out = mg.function([x, *scalars], x[sym_index], mode="python")(xv, *values)
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_slicing_static_shapes():
