@@ -120,6 +120,42 @@ def test_dtype_upcasting_between_tensors(mode):
         np.testing.assert_array_equal(out, expected, err_msg=label)
 
 
+_DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "float32", "float64"]
+_OPS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "true_div": np.true_divide, "int_div": np.floor_divide,
+        "mod": np.mod, "pow": np.power, "maximum": np.maximum, "lt": np.less, "eq": np.equal}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from(_DTYPES), st.sampled_from(_DTYPES), st.sampled_from(sorted(_OPS)))
+def test_result_dtype_of_any_pair_follows_numpy(da, db, op):
+    """The static dtype of every binary op on any pair of dtypes is numpy's."""
+    with np.errstate(all="ignore"):
+        try:
+            expected = _OPS[op](np.ones(1, da), np.ones(1, db)).dtype
+        except TypeError:  # numpy refuses (bool - bool, ...): so do we
+            with pytest.raises(TypeError):
+                getattr(T, op)(T.vector(dtype=da), T.vector(dtype=db))
+            return
+    assert getattr(T, op)(T.vector(dtype=da), T.vector(dtype=db)).dtype == str(expected)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from(_DTYPES), st.sampled_from([0, 1, 3, 0.5, 2.0, True]), st.sampled_from(sorted(_OPS)),
+       st.booleans())
+def test_result_dtype_with_python_scalars_follows_numpy(dtype, scalar, op, scalar_first):
+    """A Python scalar is weak: numpy's rule for an array and a Python number."""
+    arr = np.ones(1, dtype)
+    args = (scalar, arr) if scalar_first else (arr, scalar)
+    with np.errstate(all="ignore"):
+        try:
+            expected = np.asarray(_OPS[op](*args)).dtype
+        except TypeError:
+            return
+    x = T.vector(dtype=dtype)
+    sym = getattr(T, op)(*((scalar, x) if scalar_first else (x, scalar)))
+    assert sym.dtype == str(expected), (dtype, scalar, op)
+
+
 _WEAK_CASES = [("float32", 0.5, "float32"), ("float32", 2, "float32"), ("float64", 0.5, "float64"),
                ("int32", 2, "int32"), ("int8", 3, "int8"), ("int32", 0.5, "float64"), ("float32", True, "float32")]
 
