@@ -461,6 +461,7 @@ def test_verify_grad_accepts_correct_gradients(mode):
     assert mg.gradient.verify_grad(lambda a, b: T.tanh(T.dot(a, b)), [rng.standard_normal((2, 3)),
                                                                       rng.standard_normal((3, 2))], rng=rng, mode=mode)
     assert mg.verify_grad(lambda a: T.nnet.softmax(a), [rng.standard_normal((2, 3))], rng=1, mode=mode)
+    assert mg.verify_grad(T.exp, [rng.standard_normal(3)], rng=np.random.RandomState(0), mode=mode)
 
 
 @dataclass(frozen=True)
