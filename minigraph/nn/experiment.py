@@ -183,7 +183,7 @@ def _plot_loss(ax, results):
     ax.set_ylabel("negative log likelihood")
     ax.set_title("loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")  # losses fall from the upper left: that corner stays free
+    ax.legend(fontsize=7, loc="best")
 
 
 def _plot_accuracy(ax, results):
