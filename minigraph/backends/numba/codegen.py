@@ -257,6 +257,8 @@ def crossentropy_source(dtype: str) -> str:
         f"{_IND}o0 = reuse(b0, (n0,))",
         f"{_IND}for j0 in prange(n0):",
         f"{I}label = i1[j0]",
+        f"{I}if label < 0:  # counts from the end, as numpy indexing (the unfused graph) does",
+        f"{I}{_IND}label += n1",
         f"{I}if label < 0 or label >= n1:",
         f"{I}{_IND}raise IndexError('softmax_cross_entropy: label out of range')",
         f"{I}m = {literal(-np.inf, dtype)}",
