@@ -6,7 +6,7 @@ import pytest
 import minigraph as mg
 import minigraph.tensor as T
 from minigraph.nn.inference import compile_inference, freeze
-from minigraph.nn.sequential import (Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D,
+from minigraph.nn.sequential import (Activation, BatchNormalization, Conv2D, Dense, Flatten,
                                      Sequential, seed_cnn)
 from minigraph.rewriting.bn_folding import find_batch_norms
 

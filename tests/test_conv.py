@@ -220,6 +220,27 @@ def test_conv_then_pool_trains_a_filter(mode, rng):
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_parallel_loops_agree_with_the_reference(mode, rng, monkeypatch):
+    """The numba lowerings' parallel loop variants (used above a work threshold, lowered to 0
+    here) for conv2d, pooling and their first and second order gradients."""
+    if mode == "numba":
+        import minigraph.backends.numba.conv as numba_conv
+
+        monkeypatch.setattr(numba_conv, "PARALLEL_THRESHOLD", 0)
+    x, w = T.tensor4("x", "float64"), T.tensor4("w", "float64")
+    h = T.nnet.conv2d(x, w, border_mode="half", subsample=(1, 2))
+    p_max = T.signal.pool.pool_2d(h, (3, 3), stride=(2, 2), pad=(1, 1))
+    p_avg = T.signal.pool.pool_2d(h, (2, 2), ignore_border=False, mode="average_exc_pad")
+    cost = T.sum(T.sqr(p_max)) + T.sum(p_avg * p_avg * p_avg)
+    outs = [p_max, p_avg] + mg.grad(cost, [x, w])
+    second = mg.grad(T.sum(T.sqr(mg.grad(cost, x))), w)  # through the gradient ops' gradients
+    xv, wv = rng.standard_normal((3, 4, 9, 10)), rng.standard_normal((5, 4, 3, 3))
+    got = mg.function([x, w], outs + [second], mode=mode)(xv, wv)
+    want = mg.function([x, w], outs + [second], mode="python")(xv, wv)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
 # --- layers and the seed CNN --------------------------------------------------------------
 
 def test_spatial_batch_norm_in_a_cnn_keeps_running_statistics_per_channel(rng):
@@ -291,7 +312,8 @@ def test_cli_train_cnn(tmp_path, capsys):
 
     from minigraph.cli import main
 
-    assert main(["train", "--model", "cnn", "--quick", "--mode", "python", "--no-progress", "--out", str(tmp_path)]) == 0
+    argv = ["train", "--model", "cnn", "--quick", "--mode", "python", "--no-progress", "--out", str(tmp_path)]
+    assert main(argv) == 0
     text = capsys.readouterr().out
     assert "fold_batch_norm_forward x2" in text
     record = json.loads((tmp_path / "history.json").read_text())

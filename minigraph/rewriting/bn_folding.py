@@ -233,7 +233,10 @@ def fold_batch_norm_forward(fgraph, node):
         commutes = (op.mode == "max" and _positive(s)) or (op.mode != "max" and op.pad == (0, 0))
         if not commutes:
             return None
-    per_feature = lambda v: S.reshape(S.broadcast_to(E.DimShuffle((0, "x", "x"), 1)(v), (c, hh, ww)), (-1,))  # noqa: E731
+
+    def per_feature(v):  # one value per channel -> one per flattened (channel, row, column)
+        return S.reshape(S.broadcast_to(E.DimShuffle((0, "x", "x"), 1)(v), (c, hh, ww)), (-1,))
+
     w_new = _frozen(M.mul(w, E.DimShuffle((0, "x"), 1)(per_feature(s))))
     b_new = _frozen(M.dot(per_feature(t), w))
     inner = pool.op(m.x) if pool is not None else m.x

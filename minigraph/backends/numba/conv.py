@@ -1,13 +1,12 @@
 """Numba lowerings of the convolution and pooling ops (``T.nnet.conv2d``, ``T.signal.pool``).
 
 Convolutions are im2col + BLAS: a compiled loop (parallel over images and channels) copies
-the windows of a chunk of the batch into columns, and numpy's matrix product (BLAS) does the
-arithmetic.  The batch is processed a few images at a time so that the columns of a chunk
-stay in cache between the copy and the product, instead of writing the columns of the whole
-batch (9x the input for a 3x3 kernel) to memory and reading them back.  The gradient with
-respect to the input scatters columns back (col2im), again parallel over images and channels,
-so no two threads write the same pixel.  Pooling is one compiled loop per op, parallel over
-the (image, channel) planes.
+the windows of the batch into columns, and numpy's batched matrix product (BLAS) does the
+arithmetic.  Very large batches go in chunks (``CHUNK_BYTES`` of columns) to bound the
+scratch memory.  The gradient with respect to the input scatters columns back (col2im),
+again parallel over images and channels, so no two threads write the same pixel.  Pooling is
+one compiled loop per op, parallel over the (image, channel) planes.  Each loop also has a
+serial variant, used below ``PARALLEL_THRESHOLD`` elements.
 
 Each lowering is a driver expression (``Inline``) calling a small runner object that holds
 the op's parameters and reuses its scratch columns between calls.  Padding is never
@@ -15,6 +14,7 @@ materialized: the loops clip each kernel row to the input and write zeros elsewh
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -22,9 +22,24 @@ from minigraph.backends.numba.registry import Inline, register
 from minigraph.tensor.nnet import conv as C
 from minigraph.tensor.signal import pool as P
 
-#: bytes of im2col columns processed per chunk: within the last-level cache, and few chunks
-#: (each chunk is three parallel regions, whose barriers get costly when the cores are busy)
-CHUNK_BYTES = 16 << 20
+#: bytes of im2col columns processed per chunk.  Each chunk costs parallel regions (the copy,
+#: then BLAS), whose hand-offs between numba's and BLAS's threads were the dominant cost on
+#: busy cores with small (1-4 MiB, cache-sized) chunks, so a chunk holds a whole typical batch
+CHUNK_BYTES = 64 << 20
+
+#: elements of work below which the serial variant of a loop runs (a parallel region costs
+#: more than it saves on small arrays)
+PARALLEL_THRESHOLD = 1 << 16
+
+
+def _variants(fn):
+    """(serial, parallel) compiled variants of a loop written with ``prange``."""
+    return njit(cache=True)(fn), njit(parallel=True, cache=True)(fn)
+
+
+def _pick(variants, work: int):
+    """The parallel variant when the work is large and numba has several threads."""
+    return variants[1] if work >= PARALLEL_THRESHOLD and numba.get_num_threads() > 1 else variants[0]
 
 
 # --- compiled loops --------------------------------------------------------------------------
@@ -41,8 +56,7 @@ def _valid_range(off, stride, length, out_len):
     return min(z0, out_len), max(min(z1, out_len), min(z0, out_len))
 
 
-@njit(parallel=True, cache=True)
-def im2col(x, kh, kw, oh, ow, ph, pw, sh, sw, dh, dw, cols):
+def _im2col(x, kh, kw, oh, ow, ph, pw, sh, sw, dh, dw, cols):
     """cols[b, (c*kh + i)*kw + j, y*ow + z] = padded x[b, c, y*sh + i*dh, z*sw + j*dw]."""
     n, c, h, wd = x.shape
     for t in prange(n * c):
@@ -71,8 +85,7 @@ def im2col(x, kh, kw, oh, ow, ph, pw, sh, sw, dh, dw, cols):
                         cols[b, row, base + z] = 0
 
 
-@njit(parallel=True, cache=True)
-def col2im(cols, kh, kw, oh, ow, ph, pw, sh, sw, dh, dw, dx):
+def _col2im(cols, kh, kw, oh, ow, ph, pw, sh, sw, dh, dw, dx):
     """The adjoint of im2col: dx[b, c] = sum of the columns that read each pixel (dx is overwritten)."""
     n, c, h, wd = dx.shape
     for t in prange(n * c):
@@ -96,6 +109,9 @@ def col2im(cols, kh, kw, oh, ow, ph, pw, sh, sw, dh, dw, dx):
                     else:
                         for z in range(z0, z1):
                             dx[b, ci, r, z * sw + off] += cols[b, row, base + z]
+
+
+IM2COL, COL2IM = _variants(_im2col), _variants(_col2im)
 
 
 # --- convolution runners (called by the driver) -----------------------------------------------------
@@ -155,7 +171,7 @@ class ConvRunner:
         args = self._args(kh, kw, oh, ow, ph, pw)
         for s in range(0, n, step):
             e = min(n, s + step)
-            im2col(x[s:e], *args, cols[:e - s])
+            _pick(IM2COL, (e - s) * ckk * npix)(x[s:e], *args, cols[:e - s])
             np.matmul(w2, cols[:e - s], out=out3[s:e])
         return out
 
@@ -177,7 +193,7 @@ class ConvRunner:
         args = self._args(kh, kw, oh, ow, ph, pw)
         for s in range(0, n, step):
             e = min(n, s + step)
-            im2col(x[s:e], *args, cols[:e - s])
+            _pick(IM2COL, (e - s) * ckk * npix)(x[s:e], *args, cols[:e - s])
             np.matmul(g3[s:e], cols[:e - s].transpose(0, 2, 1), out=part[:e - s])
             acc += part[:e - s].sum(axis=0)
         dw = acc.reshape(o, c, kh, kw)
@@ -204,7 +220,7 @@ class ConvRunner:
         for s in range(0, n, step):
             e = min(n, s + step)
             np.matmul(w2t, g3[s:e], out=cols[:e - s])
-            col2im(cols[:e - s], *args, dx[s:e])
+            _pick(COL2IM, (e - s) * ckk * npix)(cols[:e - s], *args, dx[s:e])
         return dx
 
 
@@ -240,8 +256,7 @@ def _bounds(i, ws, stride, pad, n):
     return p0, p1, max(p0 - pad, 0), min(p1 - pad, n)
 
 
-@njit(parallel=True, cache=True)
-def pool_forward(x, out, wsh, wsw, sth, stw, ph, pw, mode):
+def _pool_forward(x, out, wsh, wsw, sth, stw, ph, pw, mode):
     """x, out: (planes, H, W) and (planes, OH, OW)."""
     m, h, wd = x.shape
     oh, ow = out.shape[1], out.shape[2]
@@ -267,8 +282,7 @@ def pool_forward(x, out, wsh, wsw, sth, stw, ph, pw, mode):
                     out[p, i, j] = total / count
 
 
-@njit(parallel=True, cache=True)
-def pool_backward(x, pooled, g, gx, wsh, wsw, sth, stw, ph, pw, mode):
+def _pool_backward(x, pooled, g, gx, wsh, wsw, sth, stw, ph, pw, mode):
     """Input gradient (gx overwritten): max routes g to the maxima, averages spread it."""
     m, h, wd = x.shape
     oh, ow = g.shape[1], g.shape[2]
@@ -295,8 +309,7 @@ def pool_backward(x, pooled, g, gx, wsh, wsw, sth, stw, ph, pw, mode):
                             gx[p, r, q] += share
 
 
-@njit(parallel=True, cache=True)
-def max_pool_gather(x, pooled, gx, out, wsh, wsw, sth, stw, ph, pw):
+def _max_pool_gather(x, pooled, gx, out, wsh, wsw, sth, stw, ph, pw):
     """MaxPoolGradGrad: each window's sum of gx at its maxima."""
     m, h, wd = x.shape
     oh, ow = out.shape[1], out.shape[2]
@@ -312,6 +325,10 @@ def max_pool_gather(x, pooled, gx, out, wsh, wsw, sth, stw, ph, pw):
                         if x[p, r, q] == best:
                             total += gx[p, r, q]
                 out[p, i, j] = total
+
+
+POOL_FORWARD, POOL_BACKWARD, MAX_POOL_GATHER = _variants(_pool_forward), _variants(_pool_backward), \
+    _variants(_max_pool_gather)
 
 
 class PoolRunner:
@@ -334,26 +351,26 @@ class PoolRunner:
 
     def forward(self, x, buf):
         out = _reuse(buf, self._out_shape(x), x.dtype)
-        pool_forward(self._planes(x), out.reshape((-1,) + out.shape[-2:]), *self._params(), self.mode)
+        _pick(POOL_FORWARD, x.size)(self._planes(x), out.reshape((-1,) + out.shape[-2:]), *self._params(), self.mode)
         return out
 
     def backward_max(self, x, pooled, g, buf):
         gx = _reuse(buf, x.shape, x.dtype)
-        pool_backward(self._planes(x), self._planes(pooled), self._planes(g), gx.reshape((-1,) + x.shape[-2:]),
-                      *self._params(), _MAX)
+        _pick(POOL_BACKWARD, x.size)(self._planes(x), self._planes(pooled), self._planes(g),
+                                     gx.reshape((-1,) + x.shape[-2:]), *self._params(), _MAX)
         return gx
 
     def backward_average(self, x, g, buf):
         gx = _reuse(buf, x.shape, x.dtype)
         planes = self._planes(x)
-        pool_backward(planes, planes[:, :0, :0], self._planes(g), gx.reshape((-1,) + x.shape[-2:]),
-                      *self._params(), self.mode)
+        _pick(POOL_BACKWARD, x.size)(planes, planes[:, :0, :0], self._planes(g),
+                                     gx.reshape((-1,) + x.shape[-2:]), *self._params(), self.mode)
         return gx
 
     def gather_max(self, x, pooled, gx, buf):
         out = _reuse(buf, self._out_shape(x), x.dtype)
-        max_pool_gather(self._planes(x), self._planes(pooled), self._planes(gx), out.reshape((-1,) + out.shape[-2:]),
-                        *self._params())
+        _pick(MAX_POOL_GATHER, x.size)(self._planes(x), self._planes(pooled), self._planes(gx),
+                                       out.reshape((-1,) + out.shape[-2:]), *self._params())
         return out
 
 

@@ -23,8 +23,6 @@ from minigraph.graph.basic import Apply, Op
 from minigraph.graph.type import TensorType, format_shape
 from minigraph.tensor.basic import as_tensor_variable, build_error
 
-BorderMode = "str | tuple[int, int]"
-
 
 # --- geometry ----------------------------------------------------------------------------
 
