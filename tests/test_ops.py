@@ -639,3 +639,17 @@ def test_categorical_crossentropy(mode, rng):
     ref = -np.log(_softmax(xv)[np.arange(4), yv])
     np.testing.assert_allclose(a, ref)
     np.testing.assert_allclose(b, ref)
+
+
+def test_the_tensor_namespace_has_the_theano_names():
+    """The contract of DESIGN.md and issue 2: every listed name exists."""
+    names = """scalar vector matrix tensor3 tensor4 iscalar ivector lvector fvector fmatrix dvector dmatrix dtensor3
+    ftensor4 constant as_tensor_variable cast neg abs exp log log1p sqrt sqr tanh sigmoid softplus maximum minimum
+    clip switch where lt gt le ge eq neq sgn sum mean var std max min argmax prod dot reshape flatten dimshuffle
+    transpose repeat concatenate stack shape arange zeros_like ones_like alloc set_subtensor inc_subtensor""".split()
+    assert [n for n in names if not hasattr(T, n)] == []
+    assert [n for n in "softmax log_softmax sigmoid relu categorical_crossentropy".split() if not hasattr(T.nnet, n)] == []
+    for n in ["grad", "function", "shared", "debugprint", "pp", "RandomStreams", "config"]:
+        assert hasattr(mg, n), n
+    assert callable(mg.gradient.verify_grad)
+    assert T.matrix().dtype == mg.config.floatX  # "float32" unless MINIGRAPH_FLOATX says otherwise
