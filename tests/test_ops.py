@@ -449,7 +449,7 @@ def test_arange(mode):
     for out, ref in zip(outs, refs):
         np.testing.assert_array_equal(out, ref)
     assert outs[0].dtype == np.int64
-    assert outs[3].dtype == np.float32  # Python floats become floatX
+    assert outs[3].dtype == mg.config.floatX  # Python floats become floatX
     assert T.arange(5).type.shape == (5,)
 
 
@@ -463,7 +463,7 @@ def test_zeros_ones_like_alloc(mode, rng):
                                    T.alloc(1.5, n), T.zeros((n, 2)), T.ones(3, dtype="int8"), T.alloc(v, 2, 1, 3)],
                        mode=mode)(xv, vv, 4)
     refs = [np.zeros_like(xv), np.ones_like(xv), np.ones((2, 3), "int32"), np.broadcast_to(vv, (4, 3)),
-            np.full(4, 1.5, "float32"), np.zeros((4, 2), "float32"), np.ones(3, "int8"),
+            np.full(4, 1.5, mg.config.floatX), np.zeros((4, 2), mg.config.floatX), np.ones(3, "int8"),
             np.broadcast_to(vv, (2, 1, 3))]
     for out, ref in zip(outs, refs):
         assert out.dtype == ref.dtype
