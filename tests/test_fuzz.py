@@ -92,6 +92,7 @@ def _parallel_kernels(on: bool):
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "python"] or
                          [pytest.param("numba", marks=pytest.mark.skip(reason="no numba backend yet"))])
 @pytest.mark.filterwarnings("ignore:.*parallel=True.*no transformation for parallel")
+@pytest.mark.filterwarnings("ignore:.*prange or pndindex loop will not be executed in parallel")
 @bounded_compiled
 @given(prog=programs())
 def test_backend_matches_python_reference(mode, prog):
@@ -157,6 +158,8 @@ def test_float32_stays_float32(prog):
 # --- long runs, by hand: pytest -m fuzz tests/test_fuzz.py ----------------------------------------
 
 @pytest.mark.fuzz
+@pytest.mark.filterwarnings("ignore:.*parallel=True.*no transformation for parallel")
+@pytest.mark.filterwarnings("ignore:.*prange or pndindex loop will not be executed in parallel")
 @long_run
 @given(prog=programs(max_steps=10))
 def test_fuzz_long_all_checks(prog):
