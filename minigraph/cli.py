@@ -8,6 +8,7 @@ Each subcommand is a function that adds its parser to the subparsers and sets ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -82,6 +83,9 @@ def add_train(sub) -> None:
                    help="a small fast run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
     p.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (also off when not a terminal)")
+    p.add_argument("--threads", type=_positive(int), default=1,
+                   help="threads for BLAS and numba's parallel loops (default 1: a batch's matrices are small, and "
+                        "on a busy 2-core machine extra threads made every step up to 10x slower)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the interrupted run in DIR (its config.json and checkpoints; other flags "
                         "are ignored); a checkpoint is written after every epoch and on Ctrl-C")
@@ -109,6 +113,35 @@ def train_config(args):
         units=pick("units"), activation=args.activation, lr=args.lr, optimizer=args.optimizer,
         batch_size=args.batch_size, epochs=pick("epochs"), dropout=tuple(args.dropout), seed=args.seed, mode=args.mode,
         max_train=quick.get("max_train"), max_test=quick.get("max_test"))
+
+
+@contextlib.contextmanager
+def limit_threads(n: int | None, mode: str | None):
+    """Run the block with at most ``n`` BLAS threads (and numba threads in numba/debug mode)."""
+    if not n:
+        yield
+        return
+    from minigraph.compile.mode import DEFAULT_MODE
+
+    numba_threads = None
+    if (mode or DEFAULT_MODE) in ("numba", "debug"):
+        import numba
+
+        numba_threads = numba.get_num_threads()
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    except ImportError:  # pragma: no cover
+        threadpool_limits = None
+    try:
+        if threadpool_limits is None:
+            yield
+        else:
+            with threadpool_limits(limits=n, user_api="blas"):
+                yield
+    finally:
+        if numba_threads is not None:
+            numba.set_num_threads(numba_threads)
 
 
 def run_train(args) -> int:
@@ -142,8 +175,9 @@ def run_train(args) -> int:
         write_config(out, config)
     print(f"{dataset!r}\n{config.layers} hidden layers x {config.units} {config.activation}, lr {config.lr}, "
           f"batch {config.batch_size}, dropout {list(config.dropout)}, {config.epochs} epochs, seed {config.seed}")
-    results = run_experiment(config, dataset, progress=False if args.no_progress else None, checkpoint_dir=out,
-                             resume=bool(resume))
+    with limit_threads(getattr(args, "threads", None), config.mode):
+        results = run_experiment(config, dataset, progress=False if args.no_progress else None, checkpoint_dir=out,
+                                 resume=bool(resume))
     paths = write_results(out, config, dataset, results)
     print()
     print(format_table(results))

@@ -122,3 +122,13 @@ def test_quick_defaults_and_explicit_flags_win():
     fashion = cli.train_config(cli.build_parser().parse_args(["train", "--dataset", "fashion-mnist"]))
     assert fashion.epochs == 5
     assert cli.train_config(cli.build_parser().parse_args(["train", "--bn"])).variants == ("bn",)
+
+
+def test_threads_are_limited_during_training():
+    from threadpoolctl import threadpool_info
+
+    assert cli.build_parser().parse_args(["train"]).threads == 1
+    with cli.limit_threads(1, "python"):
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    with cli.limit_threads(None, "python"):  # no limit asked: nothing changes
+        pass
