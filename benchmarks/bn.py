@@ -3,7 +3,7 @@ autodiff-derived gradient) against numpy by hand and against the bandwidth floor
 
 The floor is 8 passes of 4 bytes per element (forward: read x for the statistics, read x and
 write y; backward: read x and dy for the two sums, read x and dy and write dx) over the
-measured triad bandwidth.  Run: ``python benchmarks/bn.py [--quick]``.
+measured triad bandwidth.  Run: ``python benchmarks/bn.py [--quick] [--threads=N]``.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def build(shape, axes_name):
 def main():
     quick = "--quick" in sys.argv
     bw = triad_bandwidth(repeat=7 if quick else 15)
-    print(f"triad bandwidth (numba, 2 threads, float32): {bw / 1e9:.2f} GB/s")
+    print(f"triad bandwidth (numba, {os.environ['NUMBA_NUM_THREADS']} threads, float32): {bw / 1e9:.2f} GB/s")
     cases = [((8192, 1024), "per-activation", (0,)), ((64, 64, 56, 56), "spatial", (0, 2, 3)),
              ((100, 784), "per-activation", (0,))]
     rows = []

@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import clean_environment, median_time, table  # noqa: E402
+from harness import clean_environment, table  # noqa: E402
 
 clean_environment(threads=2)
 
@@ -33,6 +33,22 @@ N, C, H, W, O, K = 64, 32, 28, 28, 32, 3
 
 
 # --- numpy im2col --------------------------------------------------------------------------------
+
+def interleaved(fns, repeat):
+    """Median seconds of each function, timed in turn within every round so that changes in
+    the machine's load hit all of them alike."""
+    import time
+
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ts in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+    return [float(np.median(ts)) for ts in times]
+
 
 def np_cols(x, k, pad):
     """(N, C*k*k, H*W) columns of a stride-1 convolution with symmetric padding."""
@@ -94,9 +110,8 @@ def conv_benchmark(repeat):
     want = numpy_conv_fwd_bwd(x, w, g)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
-    t_mg = median_time(lambda: f(x, w, g), repeat=repeat)
-    t_np = median_time(lambda: numpy_conv_fwd_bwd(x, w, g), repeat=repeat)
-    t_floor = median_time(blas_floor(x, w, g), repeat=repeat)
+    t_mg, t_np, t_floor = interleaved([lambda: f(x, w, g), lambda: numpy_conv_fwd_bwd(x, w, g), blas_floor(x, w, g)],
+                                      repeat)
     flops = 3 * 2 * N * O * C * K * K * H * W
     rows = [["minigraph (numba)", t_mg * 1e3, t_mg / t_floor, flops / t_mg / 1e9],
             ["numpy im2col", t_np * 1e3, t_np / t_floor, flops / t_np / 1e9],
@@ -105,18 +120,6 @@ def conv_benchmark(repeat):
     print(table(["implementation", "median ms", "x floor", "GFLOP/s"], rows))
 
 
-def interleaved(f0, f1, x, repeat):
-    """Median seconds of f0(x) and f1(x), timed alternately so that load changes hit both alike."""
-    import time
-
-    f0(x), f1(x)
-    t0, t1 = [], []
-    for _ in range(repeat):
-        for f, ts in ((f0, t0), (f1, t1)):
-            start = time.perf_counter()
-            f(x)
-            ts.append(time.perf_counter() - start)
-    return float(np.median(t0)), float(np.median(t1))
 
 
 def folding_benchmark(repeat):
@@ -137,7 +140,7 @@ def folding_benchmark(repeat):
             plain = model.compile_inference(fold_batch_norm=False, mode=mode)
             folded = model.compile_inference(mode=mode)
             assert np.allclose(plain(x), folded(x), rtol=1e-4, atol=1e-5)
-            t0, t1 = interleaved(plain, folded, x, repeat)
+            t0, t1 = interleaved([lambda: plain(x), lambda: folded(x)], repeat)
             rows.append([f"{side}x{side}", mode, t0 * 1e3, t1 * 1e3, t0 / t1])
     print("\nseed CNN inference at batch 100: batch norm as trained vs folded")
     print(table(["input", "mode", "unfolded ms", "folded ms", "speedup"], rows))
@@ -148,7 +151,7 @@ def main():
     repeat = 5 if quick else 15
     print(f"load average {os.getloadavg()[0]:.2f} (other processes share the cores: compare ratios)\n")
     conv_benchmark(repeat)
-    folding_benchmark(repeat)
+    folding_benchmark(3 * repeat)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,12 @@ _UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 def clean_environment(threads: int = 2) -> None:
     """Re-execute this script without the OpenBLAS overrides and with ``threads`` threads for
-    numba, OpenBLAS and minigraph (before numpy or numba are imported)."""
+    numba, OpenBLAS and minigraph (before numpy or numba are imported); ``--threads=N`` on the
+    command line overrides ``threads`` (on a machine busy with other work, two BLAS threads
+    can be many times slower than one: both must get a core at once)."""
+    for arg in sys.argv[1:]:
+        if arg.startswith("--threads="):
+            threads = int(arg.split("=", 1)[1])
     want = {"MINIGRAPH_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),
             "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     if any(k in os.environ for k in _UNSET) or any(os.environ.get(k) != v for k, v in want.items()):

@@ -5,7 +5,7 @@ The MLP: 784 -> 10 x [dense 784 without bias -> batch norm -> tanh] -> dense 10 
 softmax -> negative log-likelihood; SGD with learning rate 0.01 on every parameter (gamma and
 beta too); running averages updated; batch 100.  The matrix products are the same ones the
 step computes (11 forward, 11 weight gradients, 10 input gradients), through the same BLAS,
-timed in the same run.  Run: ``python benchmarks/mlp_step.py [--quick] [--no-compile]``.
+timed in the same run.  Run: ``python benchmarks/mlp_step.py [--quick] [--threads=N] [--no-compile]``.
 """
 from __future__ import annotations
 
