@@ -36,7 +36,8 @@ class History:
     step_loss: list = field(default_factory=list)
     epochs: list = field(default_factory=list)
     compile_time: float = 0.0
-    train_time: float = 0.0  # seconds in training steps only (no evaluation)
+    train_time: float = 0.0  # seconds in training steps after the first (no evaluation)
+    first_step_time: float = 0.0  # the first step, apart: it includes the numba backend's JIT compile
     interrupted: bool = False  # stopped early by Ctrl-C (a checkpoint lets it resume)
 
     @property
@@ -46,8 +47,8 @@ class History:
 
     @property
     def steps_per_second(self) -> float:
-        """Training throughput (steps over the time spent in them)."""
-        return self.steps / self.train_time if self.train_time > 0 else float("nan")
+        """Training throughput (the steps after the first over the time spent in them)."""
+        return (self.steps - 1) / self.train_time if self.steps > 1 and self.train_time > 0 else float("nan")
 
     def column(self, key: str) -> list:
         """One per-epoch quantity as a list, e.g. ``history.column("test_accuracy")``."""
@@ -57,13 +58,14 @@ class History:
         """A JSON-ready dictionary."""
         return {"step_loss": [float(v) for v in self.step_loss], "epochs": [asdict(e) for e in self.epochs],
                 "compile_time": self.compile_time, "train_time": self.train_time,
-                "steps_per_second": self.steps_per_second, "interrupted": self.interrupted}
+                "first_step_time": self.first_step_time, "steps_per_second": self.steps_per_second, "interrupted": self.interrupted}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         """The history that ``to_dict`` wrote (floats round-trip exactly through JSON)."""
         return cls(step_loss=list(d["step_loss"]), epochs=[EpochRecord(**e) for e in d["epochs"]],
-                   compile_time=d.get("compile_time", 0.0), train_time=d.get("train_time", 0.0))
+                   compile_time=d.get("compile_time", 0.0), train_time=d.get("train_time", 0.0),
+                   first_step_time=d.get("first_step_time", 0.0))
 
 
 class StopOnInterrupt:
@@ -165,7 +167,7 @@ class Trainer:
             first_epoch, skip, shuffle_state, saved = self.load_checkpoint(checkpoint)
             rng.bit_generator.state = shuffle_state
             history.step_loss, history.epochs = saved.step_loss, saved.epochs
-            history.train_time = saved.train_time
+            history.train_time, history.first_step_time = saved.train_time, saved.first_step_time
         progress = progress_enabled() if progress is None else progress
         steps_per_epoch = len(x_train) // batch_size
         total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
@@ -185,7 +187,10 @@ class Trainer:
                         break
                     t0 = time.perf_counter()
                     loss = float(self.train_step(x_train[idx], y_train[idx]))
-                    history.train_time += time.perf_counter() - t0
+                    if history.steps == 0:
+                        history.first_step_time = time.perf_counter() - t0
+                    else:
+                        history.train_time += time.perf_counter() - t0
                     history.step_loss.append(loss)
                     losses.append(loss)
                     bar.update(1)
