@@ -2,7 +2,7 @@
 
 1. conv2d of x (64, 32, 28, 28) with filters (32, 32, 3, 3), "half" padding, float32, 2
    threads; forward and both gradients (input and filters) for a given output gradient:
-   - minigraph (numba backend: im2col in cache-sized chunks + BLAS, col2im);
+   - minigraph (numba backend: parallel im2col + batched BLAS products, parallel col2im);
    - numpy: im2col through a strided view copied into columns, batched matmul, col2im by
      strided slice additions;
    - the BLAS floor: the same three matrix products alone (W @ cols, g @ cols.T, W.T @ g,
@@ -11,8 +11,8 @@
    pool -> Flatten -> Dense softmax) at batch 100, batch norm as trained vs folded, on 8x8
    digits-sized and 28x28 MNIST-sized inputs.
 
-Run: ``python benchmarks/conv.py [--quick]`` (re-executes itself with 2 threads and without
-OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE).
+Run: ``python benchmarks/conv.py [--quick] [--threads=N]`` (re-executes itself with 2 threads,
+or N, and without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE).
 """
 from __future__ import annotations
 
@@ -116,10 +116,9 @@ def conv_benchmark(repeat):
     rows = [["minigraph (numba)", t_mg * 1e3, t_mg / t_floor, flops / t_mg / 1e9],
             ["numpy im2col", t_np * 1e3, t_np / t_floor, flops / t_np / 1e9],
             ["BLAS floor (3 matmuls)", t_floor * 1e3, 1.0, flops / t_floor / 1e9]]
-    print(f"conv2d forward + backward, x {(N, C, H, W)}, filters {(O, C, K, K)}, half padding, float32, 2 threads")
+    print(f"conv2d forward + backward, x {(N, C, H, W)}, filters {(O, C, K, K)}, half padding, float32, "
+          f"{os.environ['NUMBA_NUM_THREADS']} threads")
     print(table(["implementation", "median ms", "x floor", "GFLOP/s"], rows))
-
-
 
 
 def folding_benchmark(repeat):
