@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import minigraph as mg
-from tests.conftest import MODES
-from tests.graphgen import Program, programs
+from conftest import MODES  # pytest puts tests/ (no __init__.py) on sys.path
+from graphgen import Program, programs
 
 N = int(os.environ.get("MINIGRAPH_FUZZ_EXAMPLES", "25"))
 # each example compiles numba kernels (about a second each): fewer of those by default
