@@ -25,7 +25,28 @@ def _dropout_rates(dropout, n_layers: int) -> list[float]:
     return rates
 
 
-class MLP:
+class LayerStack:
+    """Layers applied in order, with the shared variables of all of them."""
+
+    layers: list
+
+    @property
+    def params(self) -> list:
+        """The trained shared variables, layer by layer."""
+        return [p for layer in self.layers for p in layer.params]
+
+    @property
+    def state(self) -> list:
+        """Shared variables updated by training but not by the optimizer (running statistics)."""
+        return [s for layer in self.layers for s in layer.state]
+
+    @property
+    def updates(self) -> list:
+        """The running-average updates of the last training-mode graph."""
+        return [u for layer in self.layers for u in getattr(layer, "updates", [])]
+
+
+class MLP(LayerStack):
     """A multi-layer perceptron classifier; the defaults are the seed notes' configuration.
 
     ``n_layers`` hidden layers of ``units`` units, each Dense -> BatchNorm (when
@@ -54,21 +75,6 @@ class MLP:
                 self.layers.append(Dropout(rate, streams=self.streams, name=f"dropout{i}"))
             width = units
         self.layers.append(Dense(width, n_classes, bias=True, init=init, rng=rng, name="output"))
-
-    @property
-    def params(self) -> list:
-        """The trained shared variables, layer by layer."""
-        return [p for layer in self.layers for p in layer.params]
-
-    @property
-    def state(self) -> list:
-        """Shared variables updated by training but not by the optimizer (running statistics)."""
-        return [s for layer in self.layers for s in layer.state]
-
-    @property
-    def updates(self) -> list:
-        """The running-average updates of the last training-mode graph."""
-        return [u for layer in self.layers for u in layer.updates]
 
     def logits(self, x, training: bool = True):
         """The output layer's pre-softmax values."""

@@ -35,6 +35,7 @@ import minigraph.tensor as T
 from minigraph.graph.type import format_shape
 from minigraph.nn.conv import Conv2D, Flatten, LazyLayer, MaxPooling2D, activation_fn
 from minigraph.nn import layers as L
+from minigraph.nn.model import LayerStack
 from minigraph.random import RandomStreams
 
 
@@ -140,7 +141,7 @@ class Activation(LazyLayer):
         return self.act(x)
 
 
-class Sequential:
+class Sequential(LayerStack):
     """A stack of layers applied in order; a classifier when the last layer ends in softmax.
 
     ``input_shape``: the shape of one example (e.g. ``(1, 8, 8)``), or given on the first layer
@@ -188,21 +189,6 @@ class Sequential:
         self.output_type = h.type
 
     # --- graphs ------------------------------------------------------------------------------------
-
-    @property
-    def params(self) -> list:
-        """The trained shared variables, layer by layer."""
-        return [p for layer in self.layers for p in layer.params]
-
-    @property
-    def state(self) -> list:
-        """Shared variables training updates besides the optimizer (running statistics)."""
-        return [s for layer in self.layers for s in layer.state]
-
-    @property
-    def updates(self) -> list:
-        """The running-average updates of the last training-mode graph."""
-        return [u for layer in self.layers for u in getattr(layer, "updates", [])]
 
     def _reshape_input(self, x):
         x = T.as_tensor_variable(x)
