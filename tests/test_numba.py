@@ -168,7 +168,7 @@ def test_float32_stays_float32():
     assert "float64" not in kernels.replace("np.float64(0.0)", "").replace("np.float64(", "").replace(
         "np.float64)", "") or "accumulate" in kernels
     want = (np.tanh(v * np.float32(0.1) + np.float32(1.5)) / np.float32(3) - np.exp(-v)).astype("float32")
-    np.testing.assert_allclose(r[0], want, rtol=1e-6)
+    np.testing.assert_allclose(r[0], want, rtol=2e-6, atol=1e-6)  # float32 rounding (tanh within 1 ulp)
 
 
 def test_outputs_never_alias_buffers_and_intermediates_are_reused(rng):

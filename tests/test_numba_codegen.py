@@ -66,7 +66,7 @@ def kernel(nt, i0, i1, i2, b0):
         for j1 in range(n1):
             t0 = np.float32(i0[j0, j1] * i1[0, 0])  # mul
             t1 = np.float32(t0 + i2[0, j1])  # add
-            t2 = np.float32(np.tanh(t1))  # tanh
+            t2 = np.float32(tanh32(t1))  # tanh
             o0[j0, j1] = t2
     return (o0,)
 '''

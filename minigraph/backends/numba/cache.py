@@ -30,7 +30,7 @@ _LOCK = threading.RLock()
 _HEADER = '''# minigraph kernel module (generated; safe to delete: it is rebuilt when missing)
 import numpy as np
 from numba import njit, prange
-from minigraph.backends.numba.helpers import maximum, minimum, reuse, sigmoid, softplus
+from minigraph.backends.numba.helpers import maximum, minimum, reuse, sigmoid, softplus, tanh32
 '''
 
 

@@ -11,7 +11,7 @@ with exactly their declared dtypes.  A buffer is the array this output had on th
 call (or an empty one): ``reuse(buf, shape)`` (from ``helpers``) returns it when the shape
 still fits, so intermediates are not allocated on every call.  The source may use ``np``,
 ``prange`` and the helpers in ``helpers.py`` (``sigmoid``, ``softplus``, ``maximum``, ``minimum``,
-``reuse``); it must not contain user-given strings (names): only op parameters.
+``tanh32``, ``reuse``); it must not contain user-given strings (names): only op parameters.
 
 ``Inline``: a Python expression in the driver (views, BLAS calls through numpy, small
 shape arithmetic), formatted with ``{i0}, {i1}, ...`` (input names) and ``{b0}, ...``

@@ -54,6 +54,8 @@ def supports(scalar_op) -> bool:
 def expression(op, args: list[str], arg_dtypes: list[str]) -> str:
     """The expression computing ``op`` on argument expressions (not yet cast to its dtype)."""
     cls = type(op)
+    if cls is E.Tanh and arg_dtypes[0] == "float32":  # libm's tanhf is slow and not vectorized
+        return f"tanh32({args[0]})"
     if cls in _UNARY_UFUNC:
         return _UNARY_UFUNC[cls].format(*args)
     if cls in _BINARY:
