@@ -55,16 +55,7 @@ MIN_EPSILON = 1e-5
 def _to_full(p, axes: tuple, ndim: int):
     """A parameter in the reduced layout (the non-normalized axes) as a full-ndim tensor
     with length-1 normalized axes; full-layout parameters are returned as they are."""
-    if p.ndim == ndim:
-        return p
-    pattern, j = [], 0
-    for d in range(ndim):
-        if d in axes:
-            pattern.append("x")
-        else:
-            pattern.append(j)
-            j += 1
-    return DimShuffle(tuple(pattern), p.ndim)(p)
+    return p if p.ndim == ndim else M.expand_reduced(p, axes, ndim)
 
 
 def _to_layout(full, axes: tuple, full_layout: bool):
