@@ -8,10 +8,16 @@ import numpy as np
 from minigraph.graph.basic import Constant, format_trace
 
 
-def node_error(node, exc: Exception) -> Exception:
-    """``exc`` re-raised with the node, its input types and the user's line attached."""
+def node_error(node, exc: Exception, fgraph=None) -> Exception:
+    """``exc`` re-raised with the node (as ``listing`` prints it, when the graph is known),
+    its input types and the user's line attached."""
     inputs = ", ".join(str(v.type) for v in node.inputs)
-    message = f"{exc}\n  while computing {node.op} on ({inputs})\n  built at: {format_trace(node.trace)}"
+    where = f"{node.op} on ({inputs})"
+    if fgraph is not None:
+        from minigraph.printing.text import canonical_namer, node_line
+
+        where = f"{node_line(node, canonical_namer(fgraph.outputs, fgraph.inputs))}\n  input types: ({inputs})"
+    message = f"{exc}\n  while computing {where}\n  built at: {format_trace(node.trace)}"
     if isinstance(exc, MemoryError) or (isinstance(exc, ValueError) and "array is too big" in str(exc)):
         # numpy's _ArrayMemoryError takes (shape, dtype), not a message, and a size past int64
         # is a ValueError: both are a buffer too large for memory
@@ -126,7 +132,7 @@ class PythonLinker:
             try:
                 outs = node.op.perform(node, args)
             except (ValueError, IndexError, TypeError, ZeroDivisionError, FloatingPointError, MemoryError) as e:
-                raise node_error(node, e) from None
+                raise node_error(node, e, self.fgraph) from None
             if profile is not None:
                 profile.record(self.profile_keys[k], time.perf_counter() - start)
             for var, out in zip(node.outputs, outs):

@@ -239,6 +239,14 @@ def canonical_namer(outputs, inputs=()) -> Namer:
 
 # --- listing -------------------------------------------------------------------------------------
 
+def node_line(node, namer: Namer) -> str:
+    """One node as the listing prints it: ``c = mul(a, b) :: float32[100, 784]``."""
+    outs = ", ".join(namer(o) for o in node.outputs)
+    args = ", ".join(namer.ref(i) for i in node.inputs)
+    types = ", ".join(type_text(o) for o in node.outputs)
+    return f"{outs} = {op_text(node.op)}({args}) :: {types}"
+
+
 def listing(outputs, namer: Namer | None = None, print_kernels: bool = True, mark=None,
             mark_note: str = "batch statistic") -> str:
     """One node per line in topological order: ``c = mul(a, b) :: float32[100, 784]``.
@@ -264,10 +272,7 @@ def listing(outputs, namer: Namer | None = None, print_kernels: bool = True, mar
         orig = namer.original(v)
         lines.append(line + (f"  # name: '{orig}'" if orig else ""))
     for node in view.nodes():
-        outs = ", ".join(namer(o) for o in node.outputs)
-        args = ", ".join(namer.ref(i) for i in node.inputs)
-        types = ", ".join(type_text(o) for o in node.outputs)
-        line = f"{outs} = {op_text(node.op)}({args}) :: {types}"
+        line = node_line(node, namer)
         notes = [f"name: '{o}'" for o in map(namer.original, node.outputs) if o]
         if mark is not None and any(mark(o) for o in node.outputs):
             notes.append(mark_note)
