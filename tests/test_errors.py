@@ -133,6 +133,16 @@ def test_run_time_error_names_the_users_line(mode):
     _assert_user_line(str(info.value), line)
 
 
+def test_run_time_error_shows_the_node_as_the_listing_prints_it(mode):
+    x, y = T.dmatrix("x"), T.dmatrix("y")
+    f = mg.function([x, y], T.dot(x, y), mode=mode)
+    with pytest.raises(ValueError) as info:
+        f(np.ones((2, 3)), np.ones((2, 3)))
+    node_lines = [line for line in mg.printing.listing(f, print_kernels=False).splitlines() if "dot(" in line]
+    assert len(node_lines) == 1
+    assert f"while computing {node_lines[0]}" in str(info.value)
+
+
 def test_run_time_index_errors(mode):
     x = T.dmatrix("x")
     i = T.lvector("i")
