@@ -14,6 +14,7 @@ import numpy as np
 from minigraph.backends.numba import codegen
 from minigraph.backends.numba.registry import Inline, Kernel, register
 from minigraph.backends.numba.scalar import supports
+from minigraph.random import RandomVariable
 from minigraph.tensor import elemwise as E
 from minigraph.tensor import math as M
 from minigraph.tensor import shape_ops as S
@@ -216,6 +217,13 @@ def _numpy(node, ctx, kind="numpy"):
     args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
     expr = f"{ctx.ref(node.op)}.perform({ctx.ref(node)}, [{args}])"
     return Inline(expr + ("[0]" if len(node.outputs) == 1 else ""), kind=kind)
+
+
+@register(RandomVariable)
+def lower_random(node, ctx):
+    """Draws run through numpy on purpose: a numpy Generator cannot enter compiled code, and
+    drawing through numpy keeps every stream identical to the reference interpreter's."""
+    return _numpy(node, ctx, kind="random")
 
 
 if hasattr(NN, "SoftmaxCrossEntropy"):
