@@ -266,10 +266,36 @@ def _fuse_reductions(fgraph, log) -> int:
 
 # --- elementwise -----------------------------------------------------------------------------
 
-def _grow(fgraph, seed, taken):
-    """The region fused around ``seed`` (topological order), avoiding nodes in ``taken``."""
+def _copyable(fgraph, p, out) -> bool:
+    """A region copies ``p`` rather than exporting it: batch norm's ``x - mean``, used by the
+    output and by the gradient, is then recomputed from ``x`` in both instead of written once
+    and read back.  Only cheap arithmetic reading one value of the region's shape, that
+    value not itself fusable (so it survives whatever else is fused), and used by fusable
+    nodes of the region's shape only (so that every user can copy it and it vanishes)."""
+    full = [v for v in p.inputs if v.ndim == out.ndim and _pattern(v) == _pattern(out)]
+    if len(p.outputs) != 1 or not isinstance(p.op.scalar_op, CHEAP) or len(full) != 1:
+        return False
+    if full[0].owner is not None and _fusable(full[0].owner):
+        return False
+    clients = [c for c, _ in fgraph.clients.get(p.outputs[0], ())]
+    if not all(c != "output" and _fusable(c) and all(_pattern(o) == _pattern(out) for o in c.outputs)
+               for c in clients):
+        return False
+    # only when some user's result may differ in shape at run time (a broadcast against a
+    # parameter): that user's region can never join the others', so exporting ``p`` would
+    # mean a write and a read back; users of one shape are better served by one region
+    # exporting ``p`` to the next (the second fusion round merges them into one kernel)
+    keys = shape_keys(fgraph)
+    return any(not keys.same_shape(o, p.outputs[0]) for c in clients for o in c.outputs)
+
+
+def _grow(fgraph, seed, taken, copies=None):
+    """The region fused around ``seed`` (topological order), avoiding nodes in ``taken``;
+    producers the region recomputes but leaves in the graph for their other users are
+    added to ``copies``."""
     keys = shape_keys(fgraph)
     pos = fgraph._fusion_pos
+    copies = set() if copies is None else copies
     out = seed.outputs[0]
     region, members = [seed], {seed}
     size = _program_size(seed)
@@ -287,15 +313,18 @@ def _grow(fgraph, seed, taken):
         # a value used outside becomes an output of the fused node, which has the region's
         # shape: only when it is known to be the same shape
         exported = outside or any(c == "output" for o in p.outputs for c, _ in fgraph.clients.get(o, ()))
-        if exported and not all(keys.same_shape(o, out) for o in p.outputs):
+        copy = bool(exported) and _copyable(fgraph, p, out)
+        if exported and not copy and not all(keys.same_shape(o, out) for o in p.outputs):
             continue
         # a path leaving the region and coming back would make the fused node depend on itself
-        if outside and _reaches(fgraph, outside, members, limit):
+        if outside and not copy and _reaches(fgraph, outside, members, limit):
             continue
         if _depends_through_outside(fgraph, p, members, lowest):
             continue
         region.append(p)
         members.add(p)
+        if copy:
+            copies.add(p)
         lowest = min(lowest, pos[p])
         size += _program_size(p)
         stack.extend(reversed(p.inputs))
@@ -335,20 +364,30 @@ def fuse_elemwise(fgraph, log) -> int:
 def _fuse_elemwise(fgraph, log) -> int:
     _set_positions(fgraph)
     taken: set = set()
-    regions = []
+    grown = []
     for seed in reversed(fgraph.toposort()):
         if seed in taken or not _fusable(seed):
             continue
-        region = _grow(fgraph, seed, taken)
+        copies: set = set()
+        region = _grow(fgraph, seed, taken, copies)
+        if len(region) >= 2:
+            grown.append((region, copies))
+            taken.update(n for n in region if n not in copies)
+    # a copy whose node another region fuses for real is read from that region's output
+    # instead (the copy's own inputs may not survive that region); others stay in the graph
+    # for their remaining users, or vanish when every user copied them
+    regions, kept_copies = [], []
+    for region, copies in grown:
+        region = [n for n in region if not (n in copies and n in taken)]
         if len(region) >= 2:
             regions.append(region)
-            taken.update(region)
-    proposals = [(set(r), _external_inputs(r)) for r in regions]
+            kept_copies.append(copies)
+    proposals = [({n for n in r if n not in c}, _external_inputs(r)) for r, c in zip(regions, kept_copies)]
     changes = 0
     for k in _keep_acyclic(fgraph, proposals):
         region = regions[k]
         members = set(region)
-        wanted = [o for n in region for o in n.outputs
+        wanted = [o for n in region if n not in kept_copies[k] for o in n.outputs
                   if any(c == "output" or c not in members for c, _ in fgraph.clients.get(o, ()))]
         traces: list = []
         comp, ins = build_composite(region, wanted, traces)

@@ -107,6 +107,11 @@ class ShapeKeys:
             s = s.owner.inputs[0]
         if isinstance(s, Constant):
             return int(np.asarray(s.data))
+        pair = _broadcast_operands(s)
+        if pair is not None:  # the broadcast of two lengths (built by ``_broadcast_length``)
+            k = self._bcast([self.length_key(pair[0]), self.length_key(pair[1])])
+            if k is not None:
+                return self.canon(k)
         node = s.owner
         if node is not None and isinstance(node.op, S.ShapeI):
             return self.dim_key(node.inputs[0], node.op.i)
@@ -224,6 +229,33 @@ def _shape_entry(s):
     return None
 
 
+def _is_one(v) -> bool:
+    return isinstance(v, Constant) and np.ndim(v.data) == 0 and int(np.asarray(v.data)) == 1
+
+
+def _broadcast_operands(s):
+    """(a, b) when the length ``s`` is ``switch(eq(b, 1), a, b)``, the broadcast of lengths
+    ``a`` and ``b`` as ``_broadcast_length`` builds it (also once fused into a composite)."""
+    node = s.owner
+    if node is None or not isinstance(node.op, E.Elemwise):
+        return None
+    op = node.op.scalar_op
+    if isinstance(op, E.Switch):
+        cond, a, b = node.inputs
+        c = cond.owner
+        if c is not None and isinstance(c.op, E.Elemwise) and isinstance(c.op.scalar_op, E.EQ) \
+                and c.inputs[0] is b and _is_one(c.inputs[1]):
+            return a, b
+        return None
+    if isinstance(op, E.Composite) and len(op.program) == 2 and op.outputs == (op.n_inputs + 1,):
+        (eq, (p, q)), (sw, (c, ia, ib)) = op.program
+        n = op.n_inputs
+        if isinstance(eq, E.EQ) and isinstance(sw, E.Switch) and c == n and ib == p and max(p, q, ia) < n \
+                and _is_one(node.inputs[q]):
+            return node.inputs[ia], node.inputs[p]
+    return None
+
+
 def shape_keys(fgraph) -> ShapeKeys:
     """The pipeline's ShapeKeys (kept on the FunctionGraph while rewriting)."""
     keys = fgraph.__dict__.get("_shape_keys")
@@ -292,12 +324,38 @@ def local_shape_i_canonical(fgraph, node):
     if keys.static(key) is not None:
         return [constant(np.asarray(keys.static(key), dtype="int64"))]
     found = keys.root(key)
-    if found is None or found[1] is None:
+    if found is None:
+        return _broadcast_length(fgraph, node, keys, keys.canon(key))
+    if found[1] is None:
         return None
     root, j = found
     if (root is node.inputs[0] and j == node.op.i) or root not in fgraph.clients or _feeds(fgraph, node, root):
         return None
     return [S.ShapeI(j)(root)]
+
+
+def _broadcast_length(fgraph, node, keys: ShapeKeys, key):
+    """shape_i of an elementwise result whose length is the broadcast of several roots'
+    lengths -> that broadcast computed from the roots (``a if b == 1 else b``, folded), so
+    the result no longer has to be materialized for its length and can be fused with its
+    consumers (batch norm's ``gamma * xhat`` feeding ``+ beta`` and the gradient's
+    ``sum_to_shape``)."""
+    if not (isinstance(key, tuple) and key[0] == "bcast"):
+        return None
+    roots = [keys.roots.get(a) for a in key[1]]
+    if any(r is None or r[1] is None or r[0] not in fgraph.clients or _feeds(fgraph, node, r[0]) for r in roots):
+        return None
+    # deterministic order (the atoms are a set): by position in the graph, then axis
+    pos = {id(v): i for i, v in enumerate(fgraph.variables())}
+    roots.sort(key=lambda r: (pos.get(id(r[0]), -1), r[1]))
+    length = S.ShapeI(roots[0][1])(roots[0][0])
+    one = constant(np.asarray(1, dtype="int64"))
+    for v, j in roots[1:]:
+        other = S.ShapeI(j)(v)
+        # the lengths are equal or 1 (else the elementwise op itself fails): a 1 gives way
+        # to the other length; not max(), which would turn a broadcast of 0 and 1 into 1
+        length = M.switch(M.eq(other, one), length, other)
+    return [length]
 
 
 def _feeds(fgraph, node, v) -> bool:
