@@ -161,11 +161,6 @@ def _owns(a) -> bool:
     return isinstance(a, np.ndarray) and a.flags.owndata and a.flags.writeable
 
 
-def _owned(a):
-    """Outputs handed to the user never alias internal buffers or inputs."""
-    return a if _owns(a) else np.array(a, copy=True)
-
-
 def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=None,
              on_unused_input="raise", rewrites="fast_run", profile=False, nan_guard=False):
     """Compile ``outputs`` (a variable or a list) as a function of ``inputs``.
