@@ -11,7 +11,7 @@ import linecache
 import re
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -170,17 +170,22 @@ def as_list(x) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def toposort(outputs: Iterable[Variable], stop_at: Iterable[Variable] = ()) -> list[Apply]:
+def toposort(outputs: Iterable[Variable], stop_at: Iterable[Variable] = (),
+             known: Callable[[Variable], bool] | None = None) -> list[Apply]:
     """Apply nodes that ``outputs`` depend on, each after the nodes that feed it.
 
-    Deterministic (inputs are visited in order) and iterative.  Variables in ``stop_at``
-    are treated as graph inputs.
+    Deterministic (inputs are visited in order) and iterative.  Variables in ``stop_at``, or
+    for which ``known`` says True, are treated as graph inputs.
     """
-    stop = set(map(id, stop_at))
+    ids = set(map(id, stop_at))
+
+    def stopped(v: Variable) -> bool:
+        return id(v) in ids or (known is not None and known(v))
+
     order: list[Apply] = []
     done: set[int] = set()
     for out in outputs:
-        if out.owner is None or id(out) in stop or id(out.owner) in done:
+        if out.owner is None or stopped(out) or id(out.owner) in done:
             continue
         stack = [(out.owner, 0)]
         done.add(id(out.owner))
@@ -190,7 +195,7 @@ def toposort(outputs: Iterable[Variable], stop_at: Iterable[Variable] = ()) -> l
                 inp = node.inputs[i]
                 i += 1
                 owner = inp.owner
-                if owner is not None and id(inp) not in stop and id(owner) not in done:
+                if owner is not None and not stopped(inp) and id(owner) not in done:
                     done.add(id(owner))
                     stack.append((node, i))
                     stack.append((owner, 0))

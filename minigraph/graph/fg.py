@@ -55,27 +55,10 @@ class FunctionGraph:
         """Add the nodes that ``v`` depends on and that are not in the graph yet."""
         if v in self.clients:
             return
-        order: list[Apply] = []
-        seen: set[Apply] = set()
         if v.owner is None:
             self.clients[v] = []
             return
-        stack = [(v.owner, 0)]
-        seen.add(v.owner)
-        while stack:
-            node, i = stack.pop()
-            while i < len(node.inputs):
-                inp = node.inputs[i]
-                i += 1
-                owner = inp.owner
-                if owner is not None and inp not in self.clients and owner not in seen and owner not in self.nodes:
-                    seen.add(owner)
-                    stack.append((node, i))
-                    stack.append((owner, 0))
-                    break
-            else:
-                order.append(node)
-        for node in order:
+        for node in toposort([v], known=lambda x: x in self.clients or x.owner in self.nodes):
             self._add_node(node)
 
     def _prune(self, v: Variable) -> None:
