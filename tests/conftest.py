@@ -4,6 +4,13 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# The suite's property tests replay the same examples on every run, so that CI is
+# repeatable; MINIGRAPH_HYPOTHESIS_PROFILE=explore searches new examples by hand.
+settings.register_profile("repeatable", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("MINIGRAPH_HYPOTHESIS_PROFILE", "repeatable"))
 
 os.environ.setdefault("MINIGRAPH_CACHE_DIR",
                       os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "minigraph"))
