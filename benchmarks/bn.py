@@ -3,7 +3,7 @@ autodiff-derived gradient) against numpy by hand and against the bandwidth floor
 
 The floor is 8 passes of 4 bytes per element (forward: read x for the statistics, read x and
 write y; backward: read x and dy for the two sums, read x and dy and write dx) over the
-measured triad bandwidth.  Run: ``python benchmarks/bn.py [--quick] [--threads=N]``.
+measured triad bandwidth.  Run: ``python benchmarks/bn.py [--quick] [--static] [--threads=N]``.
 """
 from __future__ import annotations
 
@@ -38,13 +38,16 @@ def numpy_bn(x, gamma, beta, dy, axes):
     return y, dx, dgamma, dbeta
 
 
-def build(shape, axes_name):
-    x = T.tensor(dtype="float32", shape=(None,) * len(shape), name="x")
+def build(shape, axes_name, static_features=False):
+    """The BN graph; lengths known only at run time, or (``--static``) every length but the
+    batch's known when building, as in a model whose parameters are shared variables."""
     pshape = (1, shape[1]) + (1,) * (len(shape) - 2) if axes_name == "spatial" else (1,) + shape[1:]
-    static = tuple(1 if s == 1 else None for s in pshape)
+    xshape = (None,) + tuple(shape[1:]) if static_features else (None,) * len(shape)
+    static = pshape if static_features else tuple(1 if s == 1 else None for s in pshape)
+    x = T.tensor(dtype="float32", shape=xshape, name="x")
     gamma = T.tensor(dtype="float32", shape=static, name="gamma")
     beta = T.tensor(dtype="float32", shape=static, name="beta")
-    dy = T.tensor(dtype="float32", shape=(None,) * len(shape), name="dy")
+    dy = T.tensor(dtype="float32", shape=xshape, name="dy")
     out, mean, invstd = T.nnet.bn.batch_normalization_train(x, gamma, beta, axes=axes_name, epsilon=EPS)
     dx, dgamma, dbeta = mg.grad(None, [x, gamma, beta], known_grads={out: dy})
     f = mg.function([x, gamma, beta, dy], [out, dx, dgamma, dbeta], mode="numba")
@@ -60,7 +63,7 @@ def main():
     rows = []
     rng = np.random.default_rng(0)
     for shape, axes_name, axes in cases:
-        f, pshape = build(shape, axes_name)
+        f, pshape = build(shape, axes_name, static_features="--static" in sys.argv)
         x = rng.standard_normal(shape).astype("float32")
         dy = rng.standard_normal(shape).astype("float32")
         gamma = (1 + 0.1 * rng.standard_normal(pshape)).astype("float32")
