@@ -58,6 +58,7 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_g
     """
     from minigraph.tensor import math as M
     from minigraph.tensor.basic import as_tensor_variable
+    from minigraph.tensor.shape_ops import specify_shape
 
     if disconnected_inputs not in ("raise", "warn", "ignore"):
         raise ValueError(f"disconnected_inputs must be 'raise', 'warn' or 'ignore', got {disconnected_inputs!r}")
@@ -86,6 +87,12 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_g
         g = as_tensor_variable(g)
         if g.ndim != var.ndim:
             raise ValueError(f"grad: known gradient of {var!r} has {g.ndim} dimensions, expected {var.ndim}")
+        if any(s is not None and t is not None and s != t and s != 1 for s, t in zip(g.type.shape, var.type.shape)):
+            raise ValueError(f"grad: known gradient of {var!r} has shape {g.type.shape}, the variable {var.type.shape}")
+        known_shape = g.type.shape == var.type.shape and None not in var.type.shape
+        if not known_shape and all(s != 1 or t == 1 for s, t in zip(g.type.shape, var.type.shape)):
+            # a gradient has its variable's shape: say so, so that the rewrites know it
+            g = specify_shape(g, *M._shape_list(var))
         seeds.setdefault(id(var), []).append(M.cast(g, var.dtype) if _is_float(var) else g)
         roots.append(var)
 

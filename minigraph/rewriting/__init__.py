@@ -30,10 +30,11 @@ from minigraph.rewriting.inplace import inplace
 from minigraph.rewriting.merge import merge
 from minigraph.rewriting.shapes import SHAPE_RULES, local_shape_constant
 from minigraph.rewriting.stabilize import STABILIZE_RULES
+from minigraph.rewriting.sums import SUM_RULES
 
 
 def _fast_run() -> list[Pass]:
-    local = LocalPass("simplify", SHAPE_RULES + [constant_folding] + STABILIZE_RULES + CANONICALIZE_RULES)
+    local = LocalPass("simplify", SHAPE_RULES + [constant_folding] + STABILIZE_RULES + CANONICALIZE_RULES + SUM_RULES)
     return [
         GlobalPass("inline", inline_composites),
         GlobalPass("merge", merge),

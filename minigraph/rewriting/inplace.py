@@ -27,7 +27,7 @@ from minigraph.tensor import subtensor as ST
 
 #: ops that return a fresh array, never a view of an input (a dimshuffle, subtensor,
 #: reshape or sum_to_shape may return a view; unknown ops are not trusted)
-_VIEW_OPS = (E.DimShuffle, ST.Subtensor, S.Reshape, S.SumToShape)
+_VIEW_OPS = (E.DimShuffle, ST.Subtensor, S.Reshape, S.SumToShape, S.SpecifyShape)
 
 
 def _fresh(v) -> bool:

@@ -10,7 +10,8 @@ key are equal at run time, which is what lets the rules below drop work:
 - ``local_shape_i_canonical``: ``shape_i`` of an intermediate becomes ``shape_i`` of the
   root variable that fixes the length (so that they all merge into one node);
 - ``local_useless_sum_to_shape``: the gradient's run-time ``SumToShape`` disappears when
-  the gradient already has the target's shape;
+  the gradient already has the target's shape; ``local_useless_specify_shape`` likewise
+  drops a shape check that is known to hold;
 - ``local_useless_alloc`` / ``local_alloc_in_elemwise``: a broadcast copy (``alloc``) that
   another operand of an elementwise op already broadcasts is dropped;
 - ``local_sum_of_broadcast``: a sum over a broadcast axis becomes a multiplication by its
@@ -154,7 +155,7 @@ class ShapeKeys:
             x, y = ins
             src = (x, d) if (x.ndim == 2 and d == 0) else (y, y.ndim - 1)
             return [src], lambda: self.memo[src]
-        if isinstance(op, (S.Alloc, S.SumToShape)):
+        if isinstance(op, (S.Alloc, S.SumToShape, S.SpecifyShape)):
             lead = len(ins) - 1 - v.ndim
             return [], lambda: self.length_key(ins[1 + lead + d])
         name = type(op).__name__
@@ -380,6 +381,16 @@ def local_useless_sum_to_shape(fgraph, node):
     return [g]
 
 
+@local_rule("local_useless_specify_shape", S.SpecifyShape)
+def local_useless_specify_shape(fgraph, node):
+    """specify_shape(x, *lengths) -> x when x is already known to have those lengths."""
+    keys = shape_keys(fgraph)
+    x, *lengths = node.inputs
+    if all(keys.same_length(keys.dim_key(x, d), keys.length_key(s)) for d, s in enumerate(lengths)):
+        return [x]
+    return None
+
+
 @local_rule("local_useless_alloc", S.Alloc)
 def local_useless_alloc(fgraph, node):
     """alloc(v, *lengths) -> v when v already has those lengths."""
@@ -502,6 +513,7 @@ def local_useless_cast(fgraph, node):
     return None
 
 
-SHAPE_RULES = [local_shape_constant, local_shape_of_roots, local_shape_subtensor, local_shape_i_canonical, local_useless_sum_to_shape, local_useless_alloc,
+SHAPE_RULES = [local_shape_constant, local_shape_of_roots, local_shape_subtensor, local_shape_i_canonical, local_useless_sum_to_shape,
+               local_useless_specify_shape, local_useless_alloc,
                local_alloc_in_elemwise, local_sum_of_broadcast, local_dimshuffle_chain, local_reshape_chain,
                local_useless_cast]

@@ -329,6 +329,50 @@ class SumToShape(Op):
         return [broadcast_like(output_grads[0], x)] + [None] * (len(inputs) - 1)
 
 
+@dataclass(frozen=True)
+class SpecifyShape(Op):
+    """``x`` itself, checked when it runs to have the given lengths.
+
+    It tells the graph what it cannot infer: ``grad`` wraps a known gradient in it, since a
+    gradient has the shape of its variable; the rewrites then know the two lengths are one.
+    """
+
+    def make_node(self, x, *lengths) -> Apply:
+        x = as_tensor_variable(x)
+        lengths = [_int_scalar(self, s) for s in lengths]
+        if len(lengths) != x.ndim:
+            raise build_error(self, [x, *lengths], f"expects {x.ndim} lengths, got {len(lengths)}")
+        static = []
+        for d, s in enumerate(lengths):
+            c = get_constant_value(s)
+            c = None if c is None else int(c)
+            if c is not None and x.type.shape[d] not in (None, c):
+                raise build_error(self, [x, *lengths], f"axis {d} has length {x.type.shape[d]}, not {c}")
+            static.append(x.type.shape[d] if c is None else c)
+        return Apply(self, [x, *lengths], [TensorType(x.dtype, tuple(static))])
+
+    def perform(self, node, inputs):
+        x, *lengths = inputs
+        check_shape(x, lengths)
+        return (x,)
+
+    def grad(self, inputs, outputs, output_grads):
+        return [output_grads[0]] + [None] * (len(inputs) - 1)
+
+
+def check_shape(x, lengths):
+    """Raise unless ``x`` has exactly ``lengths`` (``SpecifyShape``'s run-time check)."""
+    target = tuple(int(s) for s in lengths)
+    if x.shape != target:
+        raise ValueError(f"specify_shape: got an array of shape {x.shape} where shape {target} is required")
+    return x
+
+
+def specify_shape(x, *lengths):
+    """``x``, with the promise (checked when it runs) that its shape is ``lengths``."""
+    return SpecifyShape()(x, *lengths)
+
+
 def sum_to_shape(g, x):
     """``g`` summed down to the shape of ``x`` (the gradient of broadcasting ``x``).
 

@@ -176,6 +176,12 @@ def lower_make_vector(node, ctx):
     return Inline(f"np.array([{items}], np.{np.dtype(node.op.dtype).name})", kind="shape")
 
 
+@register(S.SpecifyShape)
+def lower_specify_shape(node, ctx):
+    lengths = "".join(f"{{i{k}}}, " for k in range(1, len(node.inputs)))
+    return Inline(ctx.ref(S.check_shape) + "({i0}, (" + lengths + "))", kind="view")
+
+
 @register(M.Dot)
 def lower_dot(node, ctx):
     return Inline(ctx.ref(rt_dot) + "({i0}, {i1}, {b0})", kind="blas", buffers=True)

@@ -1,0 +1,93 @@
+"""Sums: factors that do not vary along the summed axes move outside the sum.
+
+``sum(c * a, axes) -> c * sum(a, axes)`` when ``c`` has static length 1 on every summed
+axis (a per-feature scale such as batch norm's gamma or inverse std); likewise
+``sum(-a) -> -sum(a)`` and ``sum(a / c) -> sum(a) / c``; and ``sum(a + b) -> sum(a) + sum(b)``
+(or ``-``) when that lets a term lose a factor.
+
+Why: the gradient of batch norm sums ``dy * gamma * invstd``, ``dy * xhat * gamma``,
+``dy * xhat * invstd`` and ``(x - mean) * dvar``; with the per-feature factors outside, what
+is left inside is a handful of shared sums (``sum(dy)``, ``sum(dy * (x - mean))``,
+``sum(x - mean)``) that merge into one pass over ``x`` and ``dy``, instead of one pass per
+distinct product.  The result differs from the original in rounding only: a reduction's
+order of additions is the backend's choice anyway, and moving a factor out replaces one
+rounded product per element by one per feature.  Where a factor is NaN the two forms can
+differ: over an empty axis ``sum(c * a)`` is 0 while ``c * sum(a)`` is NaN (batch norm's
+inverse std of an empty batch).
+
+Splitting an addition is only done where every term has the summed input's lengths on the
+summed axes (ShapeKeys proves it): a term that broadcast along a summed axis would otherwise
+be summed once instead of once per element.
+"""
+from __future__ import annotations
+
+from minigraph.rewriting.framework import local_rule
+from minigraph.rewriting.shapes import shape_keys
+from minigraph.rewriting.utils import is_float, scalar_op
+from minigraph.tensor import elemwise as E
+from minigraph.tensor import math as M
+
+
+def _constant_along(v, axes) -> bool:
+    return all(v.type.shape[a] == 1 for a in axes)
+
+
+def _drop(v, axes):
+    """``v`` (static length 1 on ``axes``) without those axes, to multiply a sum with."""
+    return E.DimShuffle(tuple(d for d in range(v.ndim) if d not in axes), v.ndim)(v)
+
+
+def _pulled(fgraph, v, axes, dtype):
+    """An expression for ``sum(v, axes)`` with the factors constant along ``axes`` outside
+    the sum, or None when there is nothing to pull out."""
+    op = scalar_op(v)
+    if op is None or v.dtype != dtype:
+        return None
+    ins = v.owner.inputs
+    if any(t.ndim != v.ndim or t.dtype != dtype for t in ins):
+        return None
+
+    def total(t):
+        inner = _pulled(fgraph, t, axes, dtype)
+        return inner if inner is not None else M.Sum(axes)(t)
+
+    if isinstance(op, E.Neg):
+        inner = _pulled(fgraph, ins[0], axes, dtype)
+        return None if inner is None else M.neg(inner)
+    if isinstance(op, E.Mul):
+        outside = [t for t in ins if _constant_along(t, axes)]
+        inside = [t for t in ins if not _constant_along(t, axes)]
+        if not outside or not inside:
+            return None
+        rest = inside[0] if len(inside) == 1 else M.mul(*inside)
+        return M.mul(*[_drop(c, axes) for c in outside], total(rest))
+    if isinstance(op, E.TrueDiv):
+        a, c = ins
+        if not _constant_along(c, axes) or _constant_along(a, axes):
+            return None
+        return M.true_div(total(a), _drop(c, axes))
+    if isinstance(op, (E.Add, E.Sub)):
+        keys = shape_keys(fgraph)
+        if not all(keys.same_length(keys.dim_key(t, d), keys.dim_key(v, d)) for t in ins for d in axes):
+            return None
+        parts = [_pulled(fgraph, t, axes, dtype) for t in ins]
+        if all(p is None for p in parts):
+            return None
+        sums = [p if p is not None else M.Sum(axes)(t) for p, t in zip(parts, ins)]
+        return M.add(*sums) if isinstance(op, E.Add) else M.sub(*sums)
+    return None
+
+
+@local_rule("local_sum_factor_out", M.Sum)
+def local_sum_factor_out(fgraph, node):
+    """sum(c * a) -> c * sum(a) for ``c`` constant along the summed axes (see the module)."""
+    x, out = node.inputs[0], node.outputs[0]
+    if out.dtype != x.dtype or not is_float(x):
+        return None
+    new = _pulled(fgraph, x, node.op.axis, x.dtype)
+    if new is None or new.ndim != out.ndim:
+        return None
+    return [new]
+
+
+SUM_RULES = [local_sum_factor_out]
