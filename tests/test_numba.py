@@ -366,6 +366,41 @@ def test_vector_ops_run_as_numpy_expressions(rng):
     assert "vector" in kinds and "elemwise" in kinds and "fallback" not in kinds
 
 
+def test_vector_composite_is_bit_identical_to_the_reference_and_shown(rng):
+    """A fused op on vectors runs as straight-line numpy, one call per step of its program:
+    the reference's arithmetic exactly, its source in ``f.source()``, and no warnings."""
+    v = T.vector("v")
+    w = T.vector("w")
+    outs = [T.sqrt(v / w + 1e-3) * T.exp(-w), T.log(v) - w]  # fused into one two-output composite
+    values = [np.abs(rng.standard_normal(50)).astype("float32"), rng.standard_normal(50).astype("float32")]
+    values[0][:3] = [0.0, -1.0, np.inf]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f, got, want = both([v, w], outs, values)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+    records = [k for k in f._thunk.kernels() if k.kind == "vector"]
+    assert records and all(k.source and k.source in f.source() for k in records)
+    assert "(numpy)" in f.source()
+
+
+def test_tanh_of_float32_is_correctly_rounded():
+    """The kernels' float32 tanh (arithmetic only, so that loops vectorize) against tanh in
+    float64 rounded to float32, over every scale from subnormal to saturated."""
+    rng = np.random.default_rng(7)
+    xs = np.concatenate([rng.standard_normal(200_000) * s for s in (1e-30, 1e-8, 1e-4, 1e-2, 0.3, 1, 3, 6, 9.1, 30)])
+    xs = np.concatenate([xs, [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 9.0, 9.09, 9.11, 88.0]])
+    xs = xs.astype("float32")[:, None]
+    x = T.fmatrix("x")  # (a matrix: vectors run through numpy's tanh)
+    f = mg.function([x], T.tanh(x), mode="numba")
+    assert [k.kind for k in f._thunk.kernels()] == ["elemwise"] and "tanh32" in f.source()
+    got = f(xs)
+    want = np.tanh(xs.astype("float64")).astype("float32")
+    np.testing.assert_array_equal(got, want)  # NaN where NaN, and equal bits elsewhere...
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # ...down to the sign of zero
+
+
 def test_linker_is_used_directly():
     from minigraph.graph.fg import FunctionGraph
 

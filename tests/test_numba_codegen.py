@@ -74,33 +74,34 @@ def kernel(nt, i0, i1, i2, b0):
 GOLDEN_BATCHNORM_FORWARD = '''\
 # driver: runs the kernels in order
 def run(inputs):
-    x, gamma, beta = inputs
-    # a, b = fused_reduce{axis=0; add(i0); add(sqr(i0))}(x) :: float32[?], float32[?]
-    a, b = _k0s(1, x, _b[0], _b[1])
-    _b[0] = a
-    _b[1] = b
-    # c = shape(x) :: int64[2]
-    c = np.array(x.shape, np.int64)
-    # d = subtensor{0}(c) :: int64[]
-    d = np.asarray(c[0])
-    # e = cast{float32}(d) :: float32[]
-    e = R0.perform(R1, [d])[0]
-    # f = dimshuffle{x}(e) :: float32[1]
-    f = e[None]
-    # g, h = composite{truediv(i0, i2); truediv(i2, sqrt(add(sub(truediv(i1, i2), sqr(truediv(i0, i2))), i3)))}(a, b, f, 1e-04) :: float32[?], float32[?]
-    g, h = R2.perform(R3, [a, b, f, _c[0]])
-    # i = dimshuffle{x,0}(g) :: float32[1, ?]
-    i = g[None, :]
-    # j = dimshuffle{x,0}(h) :: float32[1, ?]
-    j = h[None, :]
-    # k = dimshuffle{x,0}(gamma) :: float32[1, ?]
-    k = gamma[None, :]
-    # l = dimshuffle{x,0}(beta) :: float32[1, ?]
-    l = beta[None, :]
-    # m = dimshuffle{x,0}(f) :: float32[1, 1]
-    m = f[None, :]
-    # n = composite{add(mul(mul(sub(i0, i1), truediv(i2, i5)), i3), i4)}(x, i, j, k, l, m) :: float32[?, ?]
-    n, = _k11s(1, x, i, j, k, l, m, _out(0, (x.shape[0], x.shape[1]), np.float32))
+    with np.errstate(all='ignore'):
+        x, gamma, beta = inputs
+        # a, b = fused_reduce{axis=0; add(i0); add(sqr(i0))}(x) :: float32[?], float32[?]
+        a, b = _k0s(1, x, _b[0], _b[1])
+        _b[0] = a
+        _b[1] = b
+        # c = shape(x) :: int64[2]
+        c = np.array(x.shape, np.int64)
+        # d = subtensor{0}(c) :: int64[]
+        d = np.asarray(c[0])
+        # e = cast{float32}(d) :: float32[]
+        e = R0(d)
+        # f = dimshuffle{x}(e) :: float32[1]
+        f = e[None]
+        # g, h = composite{truediv(i0, i2); truediv(i2, sqrt(add(sub(truediv(i1, i2), sqr(truediv(i0, i2))), i3)))}(a, b, f, 1e-04) :: float32[?], float32[?]
+        g, h = R1(a, b, f, _c[0])
+        # i = dimshuffle{x,0}(g) :: float32[1, ?]
+        i = g[None, :]
+        # j = dimshuffle{x,0}(h) :: float32[1, ?]
+        j = h[None, :]
+        # k = dimshuffle{x,0}(gamma) :: float32[1, ?]
+        k = gamma[None, :]
+        # l = dimshuffle{x,0}(beta) :: float32[1, ?]
+        l = beta[None, :]
+        # m = dimshuffle{x,0}(f) :: float32[1, 1]
+        m = f[None, :]
+        # n = composite{add(mul(mul(sub(i0, i1), truediv(i2, i5)), i3), i4)}(x, i, j, k, l, m) :: float32[?, ?]
+        n, = _k11s(1, x, i, j, k, l, m, _out(0, (x.shape[0], x.shape[1]), np.float32))
     return [n]
 
 # k0
@@ -131,6 +132,24 @@ def kernel(nt, i0, b0, b1):
             r1 += a1[q, k1]
         o1[k1] = np.float32(r1)
     return (o0, o1)
+
+# k3 (numpy)
+def vector(i0):
+    # cast{float32}
+    t1 = cast(i0)
+    return np.asarray(t1, np.float32)
+
+# k5 (numpy)
+def vector(i0, i1, i2, i3):
+    # composite{truediv(i0, i2); truediv(i2, sqrt(add(sub(truediv(i1, i2), sqr(truediv(i0, i2))), i3)))}
+    t4 = truediv(i0, i2)
+    t5 = truediv(i1, i2)
+    t6 = sqr(t4)
+    t7 = sub(t5, t6)
+    t8 = add(t7, i3)
+    t9 = sqrt(t8)
+    t10 = truediv(i2, t9)
+    return (np.asarray(t4, np.float32), np.asarray(t10, np.float32))
 
 # k11
 def kernel(nt, i0, i1, i2, i3, i4, i5, b0):

@@ -282,3 +282,35 @@ def broadcast_shape_exprs(shapes: list[tuple], ndim: int, keep=None) -> str:
         src = [k for k, s in enumerate(shapes) if s[d] != 1]
         parts.append(f"{{i{src[0]}}}.shape[{d}]" if src else "1")
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def vector_source(scalar_op, n_in: int, out_dtypes) -> tuple[str, dict]:
+    """A plain Python function applying ``scalar_op`` with numpy, one ufunc call per step of
+    its program: the reference interpreter's arithmetic without its per-node overhead (for
+    the small per-feature vectors of batch statistics and parameters).  Returns the source
+    and the names it uses (each step's numpy implementation)."""
+    nout = len(out_dtypes)
+    steps = scalar_op.program if isinstance(scalar_op, E.Composite) else ((scalar_op, tuple(range(n_in))),)
+    outs = scalar_op.outputs if isinstance(scalar_op, E.Composite) else tuple(range(n_in, n_in + nout))
+    names: dict = {}
+    by_op: dict = {}
+
+    def name_of(op):
+        if op not in by_op:
+            base = type(op).__name__.lower()
+            k = sum(1 for n in by_op.values() if n.split("_")[0] == base)
+            by_op[op] = base if k == 0 else f"{base}_{k}"
+            names[by_op[op]] = op.impl
+        return by_op[op]
+
+    slots = [f"i{k}" for k in range(n_in)]
+    lines = [f"def vector({', '.join(slots)}):", f"{_IND}# {scalar_op.name}"]
+    for op, args in steps:
+        slots.append(f"t{len(slots)}")
+        lines.append(f"{_IND}{slots[-1]} = {name_of(op)}({', '.join(slots[a] for a in args)})")
+    if not isinstance(scalar_op, E.Composite) and nout > 1:  # one step, several results
+        lines[-1] = f"{_IND}{', '.join(f't{n_in + j}' for j in range(nout))} = " + lines[-1].split(" = ", 1)[1]
+        slots += [f"t{n_in + j}" for j in range(1, nout)]
+    results = [f"np.asarray({slots[o]}, np.{np.dtype(dt).name})" for o, dt in zip(outs, out_dtypes)]
+    lines.append(f"{_IND}return {results[0] if len(results) == 1 else _tuple(results)}")
+    return "\n".join(lines) + "\n", names

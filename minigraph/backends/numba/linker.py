@@ -244,7 +244,9 @@ class NumbaLinker:
                             stores.append(f"{store} = {namer(o)}")
                 expr = lowered.expr.format(**fmt)
                 stmts.append(f"{', '.join(outs)} = {expr}")
-                record = KernelRecord([node], lowered.kind, f"{lowered.kind} {_one_line(node.op)}")
+                record = KernelRecord([node], lowered.kind, f"{lowered.kind} {_one_line(node.op)}", lowered.source)
+                if lowered.source:
+                    self._kernel_sources.append((f"k{k} (numpy)", lowered.source))
             if self.profile is not None:
                 ns["_keys"].append(record.name)
                 stmts = ["_t0 = _pc()"] + stmts + [f"_prof.record(_keys[{len(ns['_keys']) - 1}], _pc() - _t0)"]
@@ -256,6 +258,9 @@ class NumbaLinker:
         results = [ref(v) for v in outputs]
         if any("_st[0] = 1" in line for line in body):
             body.insert(1, "    _st[0] = 0  # set once a shared value is overwritten in place")
+        if any(r.kind == "vector" for r in self._records):
+            # numpy's elementwise arithmetic does not warn, as in the reference interpreter
+            body[1:] = ["    with np.errstate(all='ignore'):"] + ["    " + line for line in body[1:]]
         # outputs straight from a kernel are arrays allocated for this call (never buffered):
         # mg.function need not copy them (the first time each appears)
         seen_out: set[int] = set()

@@ -62,11 +62,19 @@ def lower_elemwise(node, ctx):
     if not supports(node.op.scalar_op):
         return None
     if VECTORS_IN_NUMPY and sum(s != 1 for s in node.outputs[0].type.shape) <= 1:
-        return _numpy(node, ctx, kind="vector")
+        return _vector(node, ctx)
     src = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
     shape = codegen.broadcast_shape_exprs([v.type.shape for v in node.inputs], node.outputs[0].ndim)
     return Kernel(src, kind="elemwise", parallel=True, work=_work(node), passes=1,
                   out_shapes=[shape] * len(node.outputs))
+
+
+def _vector(node, ctx):
+    src, names = codegen.vector_source(node.op.scalar_op, len(node.inputs), [o.dtype for o in node.outputs])
+    ns = {"np": np, **names}
+    exec(compile(src, "<minigraph vector op>", "exec"), ns)
+    args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
+    return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src)
 
 
 _KINDS = {M.Sum: "add", M.Prod: "mul", M.Max: "max", M.Min: "min"}

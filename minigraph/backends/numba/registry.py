@@ -75,6 +75,8 @@ class Inline:
     expr: str
     kind: str = "view"
     buffers: bool = False
+    #: the Python source of the function the expression calls, when generated (for printing)
+    source: str | None = None
 
 
 @dataclass
