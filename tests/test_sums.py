@@ -27,14 +27,14 @@ def data(rng):
 def test_factor_constant_along_the_axis_leaves_the_sum(data):
     x, c, xv, cv = data
     out = T.sum(c * T.tanh(x), axis=0)
-    expected = c.dimshuffle(1) * T.sum(T.tanh(x), axis=0)
+    expected = (c * T.sum(T.tanh(x), axis=0, keepdims=True)).dimshuffle(1)
     check([x, c], out, expected, [xv, cv], "local_sum_factor_out", rules=RULES)
 
 
 def test_negation_and_division_leave_the_sum(data):
     x, c, xv, cv = data
     out = T.sum(-(T.exp(x) / c), axis=0)
-    expected = -(T.sum(T.exp(x), axis=0) / c.dimshuffle(1))
+    expected = (-(T.sum(T.exp(x), axis=0, keepdims=True) / c)).dimshuffle(1)
     check([x, c], out, expected, [xv, cv], "local_sum_factor_out", rules=RULES)
 
 
@@ -49,7 +49,7 @@ def test_sum_of_an_addition_splits_only_where_the_lengths_are_known_equal(data, 
     x, c, xv, cv = data
     # both terms have x's lengths: sum(c * x + x) -> c * sum(x) + sum(x)
     out = T.sum(c * x + T.sqr(x), axis=0)
-    expected = c.dimshuffle(1) * T.sum(x, axis=0) + T.sum(T.sqr(x), axis=0)
+    expected = (c * T.sum(x, axis=0, keepdims=True) + T.sum(T.sqr(x), axis=0, keepdims=True)).dimshuffle(1)
     check([x, c], out, expected, [xv, cv], "local_sum_factor_out", rules=RULES)
     # b's length on the summed axis may be 1 at run time (then it counts once per row of x):
     # the sum of the addition is kept whole, and the values agree when b broadcasts

@@ -80,6 +80,15 @@ class Function:
         label = f"input {i} ({var.name!r})" if var.name else f"input {i}"
         return var.type.filter(value, label)
 
+    def _convert_all(self, args):
+        """The inputs as arrays of their types (the common case without building labels)."""
+        values = []
+        for i, (var, a) in enumerate(zip(self.inputs, args)):
+            t = var.type
+            ok = type(a) is np.ndarray and a.dtype is t.np_dtype and t.shape_matches(a.shape)
+            values.append(a if ok else self._convert(i, a))
+        return values
+
     def __call__(self, *args, **kwargs):
         if kwargs:
             names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
@@ -97,7 +106,7 @@ class Function:
                 raise TypeError(f"{self.name or 'function'}: missing value for {', '.join(absent)}")
         if len(args) != len(self.inputs):
             raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
-        values = [self._convert(i, a) for i, a in enumerate(args)]
+        values = self._convert_all(args)
         # concurrent calls are serialized: the backend reuses buffers, and calls of any functions
         # that touch the same shared variables must not interleave (read, compute, write back)
         for lock in self._locks:
@@ -114,12 +123,12 @@ class Function:
             fresh = getattr(self._thunk, "fresh_outputs", None) or ()
             results = []
             for i, o in enumerate(outs[:n]):
-                owned = _owns(o) or (i < len(fresh) and fresh[i])
+                owned = (i < len(fresh) and fresh[i]) or _owns(o)
                 o = o if owned and id(o) not in taken else np.array(o, copy=True)
                 taken.add(id(o))
                 results.append(o)
             for j, (var, new) in enumerate(zip(self._update_targets, outs[n:])):
-                owned = _owns(new) or (n + j < len(fresh) and fresh[n + j])
+                owned = (n + j < len(fresh) and fresh[n + j]) or _owns(new)
                 if isinstance(new, np.ndarray) and new is not var._value and (not owned or id(new) in taken):
                     new = np.array(new, copy=True)
                 taken.add(id(new))

@@ -1,6 +1,7 @@
 """Types of graph variables: a tensor type is a dtype plus a static shape."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,11 @@ class TensorType:
         if any(s is not None and s < 0 for s in shape):
             raise ValueError(f"negative static length in shape {shape}")
         object.__setattr__(self, "shape", shape)
+
+    @functools.cached_property
+    def np_dtype(self) -> np.dtype:
+        """The numpy dtype object."""
+        return np.dtype(self.dtype)
 
     @property
     def ndim(self) -> int:

@@ -482,7 +482,8 @@ def local_dimshuffle_chain(fgraph, node):
         if composed == tuple(range(base.ndim)):
             return [base]
         return [E.DimShuffle(composed, base.ndim)(base)]
-    if order == tuple(range(x.ndim)):
+    # identity: every axis in place, a static length-1 axis possibly dropped and put back
+    if len(order) == x.ndim and all(o == d or (o == "x" and x.type.shape[d] == 1) for d, o in enumerate(order)):
         return [x]
     return None
 

@@ -33,13 +33,21 @@ def _constant_along(v, axes) -> bool:
 
 
 def _drop(v, axes):
-    """``v`` (static length 1 on ``axes``) without those axes, to multiply a sum with."""
+    """``v`` (static length 1 on ``axes``) without those axes."""
     return E.DimShuffle(tuple(d for d in range(v.ndim) if d not in axes), v.ndim)(v)
 
 
+def _kept_sum(t, axes):
+    """sum(t, axes) with the summed axes kept as length 1: the arithmetic around the sums
+    stays in the shape of the factors, so it fuses into one small elementwise node."""
+    kept = iter(range(t.ndim - len(axes)))
+    return E.DimShuffle(tuple("x" if d in axes else next(kept) for d in range(t.ndim)), t.ndim - len(axes))(
+        M.Sum(axes)(t))
+
+
 def _pulled(fgraph, v, axes, dtype):
-    """An expression for ``sum(v, axes)`` with the factors constant along ``axes`` outside
-    the sum, or None when there is nothing to pull out."""
+    """An expression for ``sum(v, axes)`` (summed axes kept, length 1) with the factors
+    constant along ``axes`` outside the sum, or None when there is nothing to pull out."""
     op = scalar_op(v)
     if op is None or v.dtype != dtype:
         return None
@@ -49,7 +57,7 @@ def _pulled(fgraph, v, axes, dtype):
 
     def total(t):
         inner = _pulled(fgraph, t, axes, dtype)
-        return inner if inner is not None else M.Sum(axes)(t)
+        return inner if inner is not None else _kept_sum(t, axes)
 
     if isinstance(op, E.Neg):
         inner = _pulled(fgraph, ins[0], axes, dtype)
@@ -60,12 +68,12 @@ def _pulled(fgraph, v, axes, dtype):
         if not outside or not inside:
             return None
         rest = inside[0] if len(inside) == 1 else M.mul(*inside)
-        return M.mul(*[_drop(c, axes) for c in outside], total(rest))
+        return M.mul(*outside, total(rest))
     if isinstance(op, E.TrueDiv):
         a, c = ins
         if not _constant_along(c, axes) or _constant_along(a, axes):
             return None
-        return M.true_div(total(a), _drop(c, axes))
+        return M.true_div(total(a), c)
     if isinstance(op, (E.Add, E.Sub)):
         keys = shape_keys(fgraph)
         if not all(keys.same_length(keys.dim_key(t, d), keys.dim_key(v, d)) for t in ins for d in axes):
@@ -73,7 +81,7 @@ def _pulled(fgraph, v, axes, dtype):
         parts = [_pulled(fgraph, t, axes, dtype) for t in ins]
         if all(p is None for p in parts):
             return None
-        sums = [p if p is not None else M.Sum(axes)(t) for p, t in zip(parts, ins)]
+        sums = [p if p is not None else _kept_sum(t, axes) for p, t in zip(parts, ins)]
         return M.add(*sums) if isinstance(op, E.Add) else M.sub(*sums)
     return None
 
@@ -85,9 +93,10 @@ def local_sum_factor_out(fgraph, node):
     if out.dtype != x.dtype or not is_float(x):
         return None
     new = _pulled(fgraph, x, node.op.axis, x.dtype)
-    if new is None or new.ndim != out.ndim:
+    if new is None:
         return None
-    return [new]
+    new = _drop(new, node.op.axis)
+    return [new] if new.ndim == out.ndim else None
 
 
 SUM_RULES = [local_sum_factor_out]
