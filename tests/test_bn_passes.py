@@ -1,4 +1,4 @@
-"""Batch norm forward + backward with lengths unknown until run time (benchmarks/bn.py's graph):
+"""Batch norm forward + backward with lengths unknown until run time (benchmarks/bn.py's "run-time lengths" rows):
 the rewrites must leave few full-size kernels, and stay exact when a length 1 broadcasts."""
 import numpy as np
 import pytest
