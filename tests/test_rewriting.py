@@ -191,6 +191,36 @@ def test_gradient_sum_to_shape_disappears_in_gradients(xs):
     assert any(isinstance(n.op, S.SumToShape) for n in fg.toposort())
 
 
+def test_lengths_tied_by_a_matrix_product_to_a_broadcast_settle():
+    """dot(A.T, B * c) ties A's rows to the broadcast of A's and B's: a found bug rewrote
+    shape_i(A, 0) into a switch over shape_i(A, 0) itself, again at every round (923 firings,
+    a 60-deep switch).  The pipeline must settle after a few firings, at its fixed point."""
+    A, B = T.dmatrix("A"), T.dmatrix("B")
+    c = A / (T.sqr(B) + 1.0)
+    f = mg.function([A, B], [T.dot(A.T, B * c), mg.grad(T.sum(c[1:]), A)], mode="python")
+    assert len(f.rewrite_log) < 60, f.rewrite_log.summary()
+    assert len(rewrite_graph(f.fgraph, "fast_run")) == 0
+    rng = np.random.default_rng(0)
+    av, bv = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    got = f(av, bv)
+    np.testing.assert_allclose(got[0], av.T @ (bv * av / (bv ** 2 + 1)))
+    want = np.zeros((3, 2))
+    want[1:] = 1 / (bv[1:] ** 2 + 1)
+    np.testing.assert_allclose(got[1], want)
+
+
+def test_a_length_tie_found_while_rewriting_is_used_in_the_same_run():
+    """The fused cross-entropy reveals that a product's lengths agree only after a rewrite;
+    a found bug left the run-time sum_to_shape this makes useless for a second run."""
+    A, B = T.dmatrix("A"), T.dmatrix("B")
+    labels = T.lvector("labels")
+    nll = -T.log(T.nnet.softmax(A))[T.arange(labels.shape[0]), labels % 2]
+    k = T.dot(B.T, nll)
+    f = mg.function([A, B, labels], [k, mg.grad(T.sum(k), A)], mode="python")
+    assert not any(isinstance(n.op, S.SumToShape) for n in f.fgraph.toposort())
+    assert len(rewrite_graph(f.fgraph, "fast_run")) == 0
+
+
 def test_sum_over_broadcast_axis_is_a_multiplication():
     v = T.dvector("v")
     n = T.lscalar("n")

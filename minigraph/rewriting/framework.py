@@ -241,6 +241,9 @@ class Fixpoint(Pass):
         """See ``Pass.run``."""
         total = 0
         for _ in range(self.max_iter):
+            # the shape facts are learnt again each round: a rewrite may have made a new matrix
+            # product tie two lengths together, and the last round must see every such fact
+            fgraph.__dict__.pop("_shape_keys", None)
             changed = sum(run_pass(p, fgraph, log) for p in self.passes)
             total += changed
             if not changed:

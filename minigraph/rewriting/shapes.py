@@ -84,6 +84,10 @@ class ShapeKeys:
             return
         if isinstance(ra, int):  # a static length represents its class
             ra, rb = rb, ra
+        if isinstance(rb, tuple) and rb[0] == "bcast" and ra in rb[1]:
+            # len(a) == broadcast(len(a), ...) says the others are 1 or equal to it: nothing
+            # about a itself (making a stand for a broadcast of itself would never settle)
+            return
         if isinstance(ra, tuple) and ra[0] != "bcast":
             self.parent[ra] = rb
 
@@ -346,6 +350,8 @@ def _broadcast_length(fgraph, node, keys: ShapeKeys, key):
     roots = [keys.roots.get(a) for a in key[1]]
     if any(r is None or r[1] is None or r[0] not in fgraph.clients or _feeds(fgraph, node, r[0]) for r in roots):
         return None
+    if any(r[0] is node.inputs[0] and r[1] == node.op.i for r in roots):
+        return None  # the length in terms of itself
     # deterministic order (the atoms are a set): by position in the graph, then axis
     pos = {id(v): i for i, v in enumerate(fgraph.variables())}
     roots.sort(key=lambda r: (pos.get(id(r[0]), -1), r[1]))
