@@ -88,7 +88,8 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_g
         if g.ndim != var.ndim:
             raise ValueError(f"grad: known gradient of {var!r} has {g.ndim} dimensions, expected {var.ndim}")
         if any(s is not None and t is not None and s != t and s != 1 for s, t in zip(g.type.shape, var.type.shape)):
-            raise ValueError(f"grad: known gradient of {var!r} has shape {g.type.shape}, the variable {var.type.shape}")
+            raise ValueError(f"grad: the known gradient of {var!r} has static shape {g.type.shape}, "
+                             f"the variable {var.type.shape}")
         known_shape = g.type.shape == var.type.shape and None not in var.type.shape
         if not known_shape and all(s != 1 or t == 1 for s, t in zip(g.type.shape, var.type.shape)):
             # a gradient has its variable's shape: say so, so that the rewrites know it

@@ -4,8 +4,9 @@ Loops (compiled): elementwise (plain or fused), reductions (plain or fused, seve
 pass), softmax and log-softmax over the last axis.  Driver expressions: views (dimshuffle,
 reshape, slicing) without copies; matrix products through numpy's BLAS with reused output
 buffers (transposed operands are passed as the transposed views, which BLAS reads without a
-copy); shape arithmetic; and the indexing / joining ops whose numpy implementation is already
-a single library call (``kind="numpy"``).
+copy); shape arithmetic; elementwise ops on vectors as generated straight-line numpy
+(``kind="vector"``); and the indexing / joining ops whose numpy implementation is already a
+single library call (``kind="numpy"``).
 """
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def _work(node) -> str:
 # --- loops ---------------------------------------------------------------------------------
 
 #: elementwise ops on vectors (at most one axis not statically 1: batch statistics, biases,
-#: scalars) run as numpy expressions in the driver: O(n) work does not repay a compilation
-#: (about half a second each), and numpy's per-call cost is that of a compiled call
+#: scalars) run as straight-line numpy, one call per step of the fused program: O(n) work
+#: does not repay a compilation (about half a second each), and a numpy call costs about as
+#: much as a call of a compiled kernel
 VECTORS_IN_NUMPY = True
 
 
