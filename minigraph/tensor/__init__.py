@@ -12,7 +12,8 @@ from minigraph.tensor.math import (abs, add, and_, argmax, argmin, cast, ceil, c
                                    pow, prod, sgn, sigmoid, sin, softplus, sqr, sqrt, square, std, sub, sum,
                                    switch, tanh, true_div, var, where, zeros_like)
 from minigraph.tensor.shape_ops import (alloc, arange, broadcast_to, concatenate, dimshuffle, flatten, repeat, reshape,
-                                    shape, shape_padaxis, shape_padleft, shape_padright, stack, transpose)
+                                    shape, shape_padaxis, shape_padleft, shape_padright, specify_shape, stack,
+                                    transpose)
 from minigraph.tensor.subtensor import inc_subtensor, set_subtensor
 from minigraph.tensor.variable import TensorConstant, TensorVariable
 from minigraph.tensor import nnet  # noqa: E402  (T.nnet.softmax, T.nnet.bn)
