@@ -134,3 +134,12 @@ def test_batch_norm_backward_shares_its_sums():
     want = mg.function([x, gamma, beta, dy], [out] + grads, mode="python", rewrites=None)(*values)
     for g, w in zip(f(*values), want):
         np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5)
+
+
+def test_explain_counts_specify_shape_as_a_view():
+    x = T.dmatrix("x")
+    n = T.lscalar("n")
+    f = mg.function([x, n], S.specify_shape(x, n, 3) * 2.0, mode="python", rewrites=None)
+    table = mg.printing.explain(f, np.ones((2, 3)), 2)
+    row = next(r for r in table.rows if any("specify_shape" in s for s in r.nodes))
+    assert row.kind == "view" and not row.bytes_written and row not in table.compute_rows()

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 #: op class names whose result is a view of their first input (no data moves)
-VIEW_OPS = ("DimShuffle", "Reshape", "Subtensor")
+VIEW_OPS = ("DimShuffle", "Reshape", "Subtensor", "SpecifyShape")
 #: op class names that read only the shape of their inputs
 SHAPE_OPS = ("Shape", "ShapeI")
 
