@@ -6,13 +6,11 @@ import pytest
 
 import minigraph as mg
 import minigraph.tensor as T
-from minigraph.graph.fg import FunctionGraph
 from minigraph.printing import listing
+from minigraph.rewriting.sums import SUM_RULES
 from minigraph.tensor import math as M
 from minigraph.tensor import shape_ops as S
 from test_rewriting import LOCAL, check, evaluate, rewritten
-
-from minigraph.rewriting.sums import SUM_RULES
 
 RULES = LOCAL + SUM_RULES
 
