@@ -499,6 +499,8 @@ def test_random_basic_indexing_matches_numpy(data):
             index.append(slice(data.draw(bound), data.draw(bound), data.draw(st.sampled_from([None, 1, 2, -1, -2]))))
         else:
             index.append(data.draw(st.integers(-n, n - 1)))
+    for _ in range(data.draw(st.integers(0, 2))):  # np.newaxis anywhere
+        index.insert(data.draw(st.integers(0, len(index))), None)
     index = tuple(index)
     xv = np.arange(int(np.prod(shape)), dtype="float64").reshape(shape)
     x = T.tensor("float64", shape if static else (None,) * len(shape), "x")
@@ -521,6 +523,21 @@ def test_random_basic_indexing_matches_numpy(data):
                       else symbolic(e) for e in index)
     out = mg.function([x, *scalars], x[sym_index], mode="python")(xv, *values)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_newaxis_inserts_length_one_axes(mode, rng):
+    x = T.dtensor3("x")
+    xv = rng.standard_normal((2, 3, 4))
+    indices = [(None,), (slice(None), None), (Ellipsis, None), (1, None), (None, slice(1, 3), None),
+               (None, 1, Ellipsis, None), (0, 1, 2, None), (None, None)]
+    outs = mg.function([x], [x[i] for i in indices], mode=mode)(xv)
+    for i, out in zip(indices, outs):
+        assert out.shape == xv[i].shape, i
+        np.testing.assert_array_equal(out, xv[i])
+    assert x[None, 1:3, None].type.shape == (1, None, 1, None, None)  # the new axes are static 1s
+    mg.verify_grad(lambda v: v[:, None, 1:] * v[None, :, :-1].sum(axis=2), [rng.standard_normal((3, 4))], rng=rng)
+    with pytest.raises(IndexError, match="newaxis cannot be mixed with integer-array"):
+        x[None, [0, 1]]
 
 
 def test_slicing_static_shapes():

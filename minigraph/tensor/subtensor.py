@@ -253,8 +253,6 @@ def _split_index(x, index):
     """(spec, inputs, advanced?) for ``x[index]``."""
     if not isinstance(index, tuple):
         index = (index,)
-    if any(e is None for e in index):
-        raise IndexError("indexing with None / np.newaxis is not supported; use x.dimshuffle")
     # identity tests: ``in`` would compare numpy index arrays elementwise
     ellipses = [k for k, e in enumerate(index) if e is Ellipsis]
     if len(ellipses) > 1:
@@ -304,13 +302,47 @@ def _split_index(x, index):
 
 
 def getitem(x, index):
-    """``x[index]``: basic slicing and integers give views; integer arrays gather."""
+    """``x[index]``: basic slicing and integers give views; integer arrays gather; ``None``
+    (``np.newaxis``) inserts a length-1 axis."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    if any(e is None for e in index):
+        return _getitem_newaxis(x, index)
     spec, inputs, advanced = _split_index(x, index)
     if advanced:
         return AdvancedSubtensor(spec)(x, *inputs)
     if all(e == ("slice", None, None, None) for e in spec):
         return x
     return Subtensor(spec)(x, *inputs)
+
+
+def _getitem_newaxis(x, index):
+    """``x[index]`` with ``None`` entries: the index without them, then a dimshuffle that puts
+    a length-1 axis where each ``None`` stood among the result's axes (numpy's rule)."""
+    from minigraph.tensor.shape_ops import dimshuffle
+
+    rest = tuple(e for e in index if e is not None)
+    if any(isinstance(e, (list, np.ndarray)) or (isinstance(e, Variable) and e.ndim > 0) for e in rest):
+        raise IndexError("None / np.newaxis cannot be mixed with integer-array indices; use x.dimshuffle")
+    ellipses = [k for k, e in enumerate(index) if e is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    consumed = len(rest) - len(ellipses)
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices for a tensor of {x.ndim} dimensions")
+    new_axes, out = [], 0  # positions of the inserted axes among the result's axes
+    for e in index:
+        if e is None:
+            new_axes.append(out)
+            out += 1
+        elif e is Ellipsis:
+            out += x.ndim - consumed
+        elif isinstance(e, slice):
+            out += 1
+    out += x.ndim - consumed if not ellipses else 0  # axes left unindexed at the end
+    r = getitem(x, rest) if rest else x
+    axes = iter(range(r.ndim))
+    return dimshuffle(r, ["x" if k in new_axes else next(axes) for k in range(out)])
 
 
 def _inc(x, y, set_):
