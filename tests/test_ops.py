@@ -540,6 +540,29 @@ def test_newaxis_inserts_length_one_axes(mode, rng):
         x[None, [0, 1]]
 
 
+def test_boolean_masks_select_where_true(mode, rng):
+    x = T.dmatrix("x")
+    m = T.tensor("bool", (None,), "m")
+    xv = rng.standard_normal((3, 4))
+    mv = np.array([True, False, True])
+    cols = np.array([True, False, False, True])
+    outs = mg.function([x, m], [x[x > 0], x[m], x[:, cols], x[..., cols], x[x > 0.5 * x.max()], x[m, 1:],
+                                T.set_subtensor(x[x < 0], 0.0), T.inc_subtensor(x[m], 1.0)], mode=mode)(xv, mv)
+    wants = [xv[xv > 0], xv[mv], xv[:, cols], xv[..., cols], xv[xv > 0.5 * xv.max()], xv[mv, 1:],
+             np.where(xv < 0, 0, xv), xv + mv[:, None]]
+    for out, want in zip(outs, wants):
+        assert out.shape == want.shape
+        np.testing.assert_array_equal(out, want)
+    # the gradient flows to the selected entries only
+    g = mg.function([x, m], mg.grad(T.sum(T.sqr(x[m])), x), mode=mode)(xv, mv)
+    np.testing.assert_allclose(g, 2 * xv * mv[:, None])
+    # a mask must have the lengths of the axes it indexes (numpy raises too)
+    with pytest.raises(ValueError, match=r"\(2,\).*\(3,\)"):
+        mg.function([x, m], x[m], mode=mode)(xv, np.array([True, False]))
+    with pytest.raises(ValueError, match="axis 0 has length 2, not 3"):
+        T.tensor("float64", (3, 4))[np.array([True, False])]
+
+
 def test_slicing_static_shapes():
     x = T.tensor("float64", (4, 5, 6))
     assert x[1:3].type.shape == (2, 5, 6)

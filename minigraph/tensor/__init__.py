@@ -14,7 +14,7 @@ from minigraph.tensor.math import (abs, add, and_, argmax, argmin, cast, ceil, c
 from minigraph.tensor.shape_ops import (alloc, arange, broadcast_to, concatenate, dimshuffle, flatten, repeat, reshape,
                                     shape, shape_padaxis, shape_padleft, shape_padright, specify_shape, stack,
                                     transpose)
-from minigraph.tensor.subtensor import inc_subtensor, set_subtensor
+from minigraph.tensor.subtensor import inc_subtensor, nonzero, set_subtensor
 from minigraph.tensor.variable import TensorConstant, TensorVariable
 from minigraph.tensor import nnet  # noqa: E402  (T.nnet.softmax, T.nnet.bn)
 from minigraph.tensor import signal  # noqa: E402,F401  (T.signal.pool.pool_2d)

@@ -1,5 +1,6 @@
 """Indexing: basic slicing and integer indices (views), integer-array indexing on several
-axes (``logp[T.arange(n), y]``), and their increments (the gradients of indexing)."""
+axes (``logp[T.arange(n), y]``), boolean masks (as the indices where they are true), and the
+increments (the gradients of indexing)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -283,8 +284,6 @@ def _split_index(x, index):
             spec.append(("slice", *parts))
         elif advanced:
             a = as_tensor_variable(np.asarray(e) if isinstance(e, list) else e)
-            if a.dtype == "bool":
-                raise IndexError("boolean mask indexing is not supported")
             spec.append(ADV)
             inputs.append(a)
         elif isinstance(e, (int, np.integer)) and not isinstance(e, bool):
@@ -302,10 +301,12 @@ def _split_index(x, index):
 
 
 def getitem(x, index):
-    """``x[index]``: basic slicing and integers give views; integer arrays gather; ``None``
-    (``np.newaxis``) inserts a length-1 axis."""
+    """``x[index]``: basic slicing and integers give views; integer arrays gather; a boolean
+    mask selects where it is true; ``None`` (``np.newaxis``) inserts a length-1 axis."""
     if not isinstance(index, tuple):
         index = (index,)
+    if any(_is_mask(e) for e in index):
+        return getitem(x, _masks_to_indices(x, index))
     if any(e is None for e in index):
         return _getitem_newaxis(x, index)
     spec, inputs, advanced = _split_index(x, index)
@@ -314,6 +315,63 @@ def getitem(x, index):
     if all(e == ("slice", None, None, None) for e in spec):
         return x
     return Subtensor(spec)(x, *inputs)
+
+
+def _is_mask(e) -> bool:
+    if isinstance(e, (list, np.ndarray)):
+        return np.asarray(e).dtype == bool and np.ndim(e) > 0
+    return isinstance(e, Variable) and e.dtype == "bool" and e.ndim > 0
+
+
+@dataclass(frozen=True)
+class Nonzero(Op):
+    """The indices where a boolean array is true, one int64 vector per axis (numpy's
+    ``nonzero``): ``x[mask]`` is ``x[nonzero(mask)]``."""
+
+    def make_node(self, mask) -> Apply:
+        mask = as_tensor_variable(mask)
+        if mask.dtype != "bool" or mask.ndim == 0:
+            raise build_error(self, [mask], f"takes a boolean array, got {mask.type}", TypeError)
+        return Apply(self, [mask], [TensorType("int64", (None,)) for _ in range(mask.ndim)])
+
+    def perform(self, node, inputs):
+        return tuple(np.asarray(a, dtype=np.int64) for a in np.nonzero(inputs[0]))
+
+    def grad(self, inputs, outputs, output_grads):
+        return [None]
+
+
+def nonzero(mask) -> tuple:
+    """The indices where ``mask`` is true, one int64 vector per axis."""
+    outs = Nonzero()(mask)
+    return tuple(outs) if isinstance(outs, (list, tuple)) else (outs,)
+
+
+def _masks_to_indices(x, index):
+    """``index`` with each boolean mask replaced by the integer indices where it is true; a
+    mask covering axes d.. of ``x`` must have exactly their lengths (checked when it runs)."""
+    from minigraph.tensor.shape_ops import shape_i, specify_shape
+
+    if any(e is None for e in index):
+        raise IndexError("None / np.newaxis cannot be mixed with boolean masks; use x.dimshuffle")
+    ndims = [np.ndim(e) if isinstance(e, (list, np.ndarray)) and _is_mask(e) else
+             (e.ndim if _is_mask(e) else 1) for e in index if e is not Ellipsis]
+    if sum(ndims) > x.ndim:
+        raise IndexError(f"too many indices for a tensor of {x.ndim} dimensions")
+    out, d = [], 0
+    for e in index:
+        if e is Ellipsis:
+            out.append(e)
+            d += x.ndim - sum(ndims)
+        elif _is_mask(e):
+            mask = as_tensor_variable(np.asarray(e) if isinstance(e, list) else e)
+            mask = specify_shape(mask, *[shape_i(x, d + j) for j in range(mask.ndim)])
+            out.extend(nonzero(mask))
+            d += mask.ndim
+        else:
+            out.append(e)
+            d += 1
+    return tuple(out)
 
 
 def _getitem_newaxis(x, index):

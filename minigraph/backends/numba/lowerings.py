@@ -221,6 +221,13 @@ def lower_repeat(node, ctx):
     return Inline(f"np.repeat({{i0}}, int({{i1}}), axis={node.op.axis!r})", kind="numpy")
 
 
+@register(ST.Nonzero)
+def lower_nonzero(node, ctx):
+    if len(node.outputs) == 1:
+        return Inline("np.asarray(np.nonzero({i0})[0], np.int64)", kind="numpy")
+    return Inline("tuple(np.asarray(a, np.int64) for a in np.nonzero({i0}))", kind="numpy")
+
+
 @register(M.Argmax)
 def lower_argmax(node, ctx):
     return Inline(f"np.asarray(np.argmax({{i0}}, axis={node.op.axis!r}), dtype=np.int64)", kind="numpy")
