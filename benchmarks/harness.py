@@ -20,7 +20,9 @@ def clean_environment(threads: int = 2) -> None:
         if arg.startswith("--threads="):
             threads = int(arg.split("=", 1)[1])
     want = {"MINIGRAPH_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),
-            "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+            "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+            # as minigraph's numba backend sets it, for every side measured (the triad too)
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     if any(k in os.environ for k in _UNSET) or any(os.environ.get(k) != v for k, v in want.items()):
         env = {k: v for k, v in os.environ.items() if k not in _UNSET}
         env.update(want)

@@ -421,3 +421,19 @@ def test_outputs_reused_only_once_the_user_drops_them():
     del held
     ids = {id(f(v)) for _ in range(5)}  # each result dropped at once: its array serves again
     assert len(ids) == 1
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_openmp_threads_do_not_spin_unless_asked(given):
+    """The backend asks OpenMP to put idle threads to sleep (they would take BLAS's cores),
+    and leaves a policy the user chose alone."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, minigraph.backends.numba; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (given or "PASSIVE")
