@@ -51,9 +51,11 @@ def hand_fused_kernels():
     partial sums: what a compiler that fuses well can hope to match on this machine."""
     from numba import njit, prange
 
-    opts = dict(fastmath=True, error_model="numpy", parallel=True)
+    def both(fn):  # a serial and a parallel variant, as minigraph compiles its kernels
+        opts = dict(fastmath=True, error_model="numpy")
+        return njit(**opts)(fn), njit(parallel=True, **opts)(fn)
 
-    @njit(**opts)
+    @both
     def statistics(x, nb):
         n, d = x.shape
         s, ss = np.zeros((nb, d)), np.zeros((nb, d))
@@ -67,13 +69,13 @@ def hand_fused_kernels():
         var -= mean * mean
         return mean.astype(np.float32), (1.0 / np.sqrt(var + EPS)).astype(np.float32)
 
-    @njit(**opts)
+    @both
     def normalize(x, mean, invstd, gamma, beta, y):
         for i in prange(x.shape[0]):
             for j in range(x.shape[1]):
                 y[i, j] = (x[i, j] - mean[j]) * invstd[j] * gamma[j] + beta[j]
 
-    @njit(**opts)
+    @both
     def backward_sums(x, dy, mean, invstd, nb):
         n, d = x.shape
         a, c = np.zeros((nb, d)), np.zeros((nb, d))
@@ -85,7 +87,7 @@ def hand_fused_kernels():
                     c[b, j] += g * (x[i, j] - mean[j])
         return a.sum(axis=0).astype(np.float32), (c.sum(axis=0) * invstd).astype(np.float32)
 
-    @njit(**opts)
+    @both
     def input_gradient(x, dy, mean, invstd, gamma, dbeta, dgamma, dx):
         n = x.shape[0]
         for i in prange(n):
@@ -94,11 +96,12 @@ def hand_fused_kernels():
                 dx[i, j] = gamma[j] * invstd[j] / n * (n * dy[i, j] - dbeta[j] - xhat * dgamma[j])
 
     def run(x, gamma, beta, dy, y, dx):
-        nb = int(os.environ["NUMBA_NUM_THREADS"]) if x.size >= 1 << 18 else 1
-        mean, invstd = statistics(x, nb)
-        normalize(x, mean, invstd, gamma, beta, y)
-        dbeta, dgamma = backward_sums(x, dy, mean, invstd, nb)
-        input_gradient(x, dy, mean, invstd, gamma, dbeta, dgamma, dx)
+        par = x.size >= 1 << 18  # minigraph's threshold for parallel kernels
+        nb = int(os.environ["NUMBA_NUM_THREADS"]) if par else 1
+        mean, invstd = statistics[par](x, nb)
+        normalize[par](x, mean, invstd, gamma, beta, y)
+        dbeta, dgamma = backward_sums[par](x, dy, mean, invstd, nb)
+        input_gradient[par](x, dy, mean, invstd, gamma, dbeta, dgamma, dx)
         return y, dx, dgamma, dbeta
 
     return run
