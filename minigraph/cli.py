@@ -85,7 +85,8 @@ def add_train(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars (also off when not a terminal)")
     p.add_argument("--threads", type=_positive(int), default=1,
                    help="threads for BLAS and numba's parallel loops (default 1: a batch's matrices are small, and "
-                        "on a busy 2-core machine extra threads made every step up to 10x slower)")
+                        "idle BLAS threads spin between products, taking the cores the other kernels need: on 2 "
+                        "cores a step was slower with 2 threads than with 1)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the interrupted run in DIR (its config.json and checkpoints; other flags "
                         "are ignored); a checkpoint is written after every epoch and on Ctrl-C")
