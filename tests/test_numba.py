@@ -385,6 +385,21 @@ def test_vector_composite_is_bit_identical_to_the_reference_and_shown(rng):
     assert "(numpy)" in f.source()
 
 
+def test_long_vector_programs_are_compiled(rng):
+    """A fused program on vectors long enough that numpy's per-step calls would cost more
+    than one compiled call runs as a kernel; a short one stays numpy."""
+    from minigraph.backends.numba.lowerings import VECTOR_STEPS_COMPILED
+
+    v = T.vector("v")
+    long_expr, short_expr = v, T.exp(v) + 1
+    for k in range(VECTOR_STEPS_COMPILED):
+        long_expr = T.sqrt(long_expr * 0.5 + (k + 1))
+    f, got, want = both([v], [long_expr, short_expr], [np.abs(rng.standard_normal(40)).astype("float32")])
+    assert_same(got, want)
+    kinds = sorted(k.kind for k in f._thunk.kernels() if k.kind in ("vector", "elemwise"))
+    assert kinds == ["elemwise", "vector"], kinds
+
+
 def test_tanh_of_float32_is_correctly_rounded():
     """The kernels' float32 tanh (arithmetic only, so that loops vectorize) against tanh in
     float64 rounded to float32, over every scale from subnormal to saturated."""

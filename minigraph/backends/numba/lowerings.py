@@ -57,13 +57,17 @@ def _work(node) -> str:
 #: does not repay a compilation (about half a second each), and a numpy call costs about as
 #: much as a call of a compiled kernel
 VECTORS_IN_NUMPY = True
+#: ...unless the fused program is this long: then its numpy calls (about 0.7 us each) cost
+#: more than one compiled call (batch norm's per-feature backward arithmetic: 25 steps)
+VECTOR_STEPS_COMPILED = 12
 
 
 @register(E.Elemwise)
 def lower_elemwise(node, ctx):
     if not supports(node.op.scalar_op):
         return None
-    if VECTORS_IN_NUMPY and sum(s != 1 for s in node.outputs[0].type.shape) <= 1:
+    steps = len(getattr(node.op.scalar_op, "program", ())) or 1
+    if VECTORS_IN_NUMPY and sum(s != 1 for s in node.outputs[0].type.shape) <= 1 and steps < VECTOR_STEPS_COMPILED:
         return _vector(node, ctx)
     src = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
     shape = codegen.broadcast_shape_exprs([v.type.shape for v in node.inputs], node.outputs[0].ndim)
