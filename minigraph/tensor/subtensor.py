@@ -242,6 +242,30 @@ class AdvancedIncSubtensor(Op):
         return [gx, gy] + [None] * len(arrays)
 
 
+@dataclass(frozen=True)
+class Nonzero(Op):
+    """The indices where a boolean array is true, one int64 vector per axis (numpy's
+    ``nonzero``): ``x[mask]`` is ``x[nonzero(mask)]``."""
+
+    def make_node(self, mask) -> Apply:
+        mask = as_tensor_variable(mask)
+        if mask.dtype != "bool" or mask.ndim == 0:
+            raise build_error(self, [mask], f"takes a boolean array, got {mask.type}", TypeError)
+        return Apply(self, [mask], [TensorType("int64", (None,)) for _ in range(mask.ndim)])
+
+    def perform(self, node, inputs):
+        return tuple(np.asarray(a, dtype=np.int64) for a in np.nonzero(inputs[0]))
+
+    def grad(self, inputs, outputs, output_grads):
+        return [None]
+
+
+def nonzero(mask) -> tuple:
+    """The indices where ``mask`` is true, one int64 vector per axis."""
+    outs = Nonzero()(mask)
+    return tuple(outs) if isinstance(outs, (list, tuple)) else (outs,)
+
+
 # --- the user-facing entry points --------------------------------------------------------
 
 def _is_int_scalar_like(e) -> bool:
@@ -323,30 +347,6 @@ def _is_mask(e) -> bool:
     return isinstance(e, Variable) and e.dtype == "bool" and e.ndim > 0
 
 
-@dataclass(frozen=True)
-class Nonzero(Op):
-    """The indices where a boolean array is true, one int64 vector per axis (numpy's
-    ``nonzero``): ``x[mask]`` is ``x[nonzero(mask)]``."""
-
-    def make_node(self, mask) -> Apply:
-        mask = as_tensor_variable(mask)
-        if mask.dtype != "bool" or mask.ndim == 0:
-            raise build_error(self, [mask], f"takes a boolean array, got {mask.type}", TypeError)
-        return Apply(self, [mask], [TensorType("int64", (None,)) for _ in range(mask.ndim)])
-
-    def perform(self, node, inputs):
-        return tuple(np.asarray(a, dtype=np.int64) for a in np.nonzero(inputs[0]))
-
-    def grad(self, inputs, outputs, output_grads):
-        return [None]
-
-
-def nonzero(mask) -> tuple:
-    """The indices where ``mask`` is true, one int64 vector per axis."""
-    outs = Nonzero()(mask)
-    return tuple(outs) if isinstance(outs, (list, tuple)) else (outs,)
-
-
 def _masks_to_indices(x, index):
     """``index`` with each boolean mask replaced by the integer indices where it is true; a
     mask covering axes d.. of ``x`` must have exactly their lengths (checked when it runs)."""
@@ -354,8 +354,8 @@ def _masks_to_indices(x, index):
 
     if any(e is None for e in index):
         raise IndexError("None / np.newaxis cannot be mixed with boolean masks; use x.dimshuffle")
-    ndims = [np.ndim(e) if isinstance(e, (list, np.ndarray)) and _is_mask(e) else
-             (e.ndim if _is_mask(e) else 1) for e in index if e is not Ellipsis]
+    ndims = [(np.ndim(e) if isinstance(e, (list, np.ndarray)) else e.ndim) if _is_mask(e) else 1
+             for e in index if e is not Ellipsis]  # axes each entry indexes
     if sum(ndims) > x.ndim:
         raise IndexError(f"too many indices for a tensor of {x.ndim} dimensions")
     out, d = [], 0
