@@ -59,6 +59,25 @@ def test_sum_of_an_addition_splits_only_where_the_lengths_are_known_equal(data, 
     np.testing.assert_allclose(evaluate(fg, [xv, cv, bv])[0], (cv * xv + bv).sum(axis=0))
 
 
+def test_sum_of_a_run_time_sum_to_shape_sums_first(data, rng):
+    """sum(sum_to_shape(y, n, m), axis=0) -> sum_to_shape(sum(y, axis=0), 1, m): the same
+    values whether or not a length is 1 at run time."""
+    x, c, xv, cv = data
+    y = T.tanh(x) * c
+    n, m = T.lscalar("n"), T.lscalar("m")
+    out = T.sum(S.SumToShape()(y, n, m), axis=0)
+    fg, log = rewritten([x, c, n, m], [out], rules=RULES)
+    assert "local_sum_of_sum_to_shape" in log.counts()
+    # the inner sum then lost its factor c: only tanh(x) is summed over the batch
+    assert "a = tanh(x)" in listing(fg.outputs) and "sum{axis=0}(a)" in listing(fg.outputs)
+    for xs, cs, lengths in [(xv, cv, (5, 4)), (xv, cv, (1, 4)), (xv[:, :1], cv, (5, 1)), (xv[:, :1], cv, (5, 4))]:
+        ys = np.tanh(xs) * cs
+        axes = tuple(d for d, (a, b) in enumerate(zip(ys.shape, lengths)) if b == 1 and a != 1)
+        want = ys.sum(axis=axes, keepdims=True).sum(axis=0)
+        got = evaluate(fg, [xs, cs, np.asarray(lengths[0]), np.asarray(lengths[1])])[0]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_numba_matches_the_reference_on_pulled_sums(data):
     x, c, xv, cv = data
     out = T.sum(c * T.tanh(x) - T.exp(x) / c, axis=0)

@@ -18,14 +18,22 @@ inverse std of an empty batch).
 Splitting an addition is only done where every term has the summed input's lengths on the
 summed axes (ShapeKeys proves it): a term that broadcast along a summed axis would otherwise
 be summed once instead of once per element.
+
+A sum of the gradient's run-time ``sum_to_shape`` sums first (``local_sum_of_sum_to_shape``):
+the summed axes are summed whole either way, and the inner sum can then lose its factors and
+meet the other sums of the same input.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from minigraph.rewriting.framework import local_rule
 from minigraph.rewriting.shapes import shape_keys
 from minigraph.rewriting.utils import is_float, scalar_op
 from minigraph.tensor import elemwise as E
 from minigraph.tensor import math as M
+from minigraph.tensor import shape_ops as S
+from minigraph.tensor.basic import constant
 
 
 def _constant_along(v, axes) -> bool:
@@ -99,4 +107,22 @@ def local_sum_factor_out(fgraph, node):
     return [new] if new.ndim == out.ndim else None
 
 
-SUM_RULES = [local_sum_factor_out]
+@local_rule("local_sum_of_sum_to_shape", M.Sum)
+def local_sum_of_sum_to_shape(fgraph, node):
+    """sum(sum_to_shape(y, *lengths), axes) -> sum_to_shape(sum(y, axes), ...) without ``axes``:
+    the summed axes are summed whole either way, and the inner sum can then meet the other
+    reductions of ``y`` (and lose its factors)."""
+    inner = node.inputs[0]
+    if inner.owner is None or not isinstance(inner.owner.op, S.SumToShape):
+        return None
+    y, *lengths = inner.owner.inputs
+    axes = node.op.axis
+    if y.dtype != node.outputs[0].dtype:
+        return None
+    one = constant(np.asarray(1, dtype="int64"))
+    kept = _kept_sum(y, axes)
+    new = S.SumToShape()(kept, *[one if d in axes else s for d, s in enumerate(lengths)])
+    return [_drop(new, axes)]
+
+
+SUM_RULES = [local_sum_factor_out, local_sum_of_sum_to_shape]
