@@ -117,7 +117,7 @@ def local_sum_of_sum_to_shape(fgraph, node):
         return None
     y, *lengths = inner.owner.inputs
     axes = node.op.axis
-    if y.dtype != node.outputs[0].dtype:
+    if not axes or y.dtype != node.outputs[0].dtype:
         return None
     one = constant(np.asarray(1, dtype="int64"))
     kept = _kept_sum(y, axes)
