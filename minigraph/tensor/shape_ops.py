@@ -294,6 +294,17 @@ def broadcast_to(x, shape_):
     return alloc(x, *[vec[i] for i in range(n)])
 
 
+def _target_lengths(op, x, lengths):
+    """(x, lengths as int64 scalars, their constant values or None) for an op taking one
+    length per axis of ``x``."""
+    x = as_tensor_variable(x)
+    lengths = [_int_scalar(op, s) for s in lengths]
+    if len(lengths) != x.ndim:
+        raise build_error(op, [x, *lengths], f"expects {x.ndim} lengths, got {len(lengths)}")
+    static = [get_constant_value(s) for s in lengths]
+    return x, lengths, [None if c is None else int(c) for c in static]
+
+
 @dataclass(frozen=True)
 class SumToShape(Op):
     """Sum ``x`` over the axes where the target length is 1 and ``x``'s is not.
@@ -303,14 +314,7 @@ class SumToShape(Op):
     """
 
     def make_node(self, x, *lengths) -> Apply:
-        x = as_tensor_variable(x)
-        lengths = [_int_scalar(self, s) for s in lengths]
-        if len(lengths) != x.ndim:
-            raise build_error(self, [x, *lengths], f"expects {x.ndim} lengths, got {len(lengths)}")
-        static = []
-        for d, s in enumerate(lengths):
-            c = get_constant_value(s)
-            static.append(None if c is None else int(c))
+        x, lengths, static = _target_lengths(self, x, lengths)
         return Apply(self, [x, *lengths], [TensorType(x.dtype, tuple(static))])
 
     def perform(self, node, inputs):
@@ -338,18 +342,12 @@ class SpecifyShape(Op):
     """
 
     def make_node(self, x, *lengths) -> Apply:
-        x = as_tensor_variable(x)
-        lengths = [_int_scalar(self, s) for s in lengths]
-        if len(lengths) != x.ndim:
-            raise build_error(self, [x, *lengths], f"expects {x.ndim} lengths, got {len(lengths)}")
-        static = []
-        for d, s in enumerate(lengths):
-            c = get_constant_value(s)
-            c = None if c is None else int(c)
-            if c is not None and x.type.shape[d] not in (None, c):
-                raise build_error(self, [x, *lengths], f"axis {d} has length {x.type.shape[d]}, not {c}")
-            static.append(x.type.shape[d] if c is None else c)
-        return Apply(self, [x, *lengths], [TensorType(x.dtype, tuple(static))])
+        x, lengths, static = _target_lengths(self, x, lengths)
+        for d, (have, want) in enumerate(zip(x.type.shape, static)):
+            if want is not None and have not in (None, want):
+                raise build_error(self, [x, *lengths], f"axis {d} has length {have}, not {want}")
+        shape = tuple(have if want is None else want for have, want in zip(x.type.shape, static))
+        return Apply(self, [x, *lengths], [TensorType(x.dtype, shape)])
 
     def perform(self, node, inputs):
         x, *lengths = inputs

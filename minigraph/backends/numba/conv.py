@@ -127,8 +127,14 @@ def _reuse(buf, shape, dtype):
     return buf if buf.shape == shape and buf.dtype == dtype else np.empty(shape, dtype)
 
 
-def _chunk(per_image_bytes: int, n: int) -> int:
-    return max(1, min(n, CHUNK_BYTES // max(per_image_bytes, 1)))
+def _image_chunks(holder, n: int, ckk: int, npix: int, dtype):
+    """(start, end, columns) for the chunks of ``n`` images whose im2col columns
+    (``ckk`` x ``npix`` each) fit in CHUNK_BYTES; the columns are the holder's scratch."""
+    step = max(1, min(n, CHUNK_BYTES // max(ckk * npix * dtype.itemsize, 1)))
+    cols = _scratch(holder, (step, ckk, npix), dtype)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        yield s, e, cols[:e - s]
 
 
 class ConvRunner:
@@ -166,13 +172,10 @@ class ConvRunner:
         ckk, npix = c * kh * kw, oh * ow
         out = _reuse(buf, (n, o, oh, ow), self.dtype)
         out3 = out.reshape(n, o, npix)
-        step = _chunk(ckk * npix * self.dtype.itemsize, n)
-        cols = _scratch(self, (step, ckk, npix), self.dtype)
         args = self._args(kh, kw, oh, ow, ph, pw)
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            _pick(IM2COL, (e - s) * ckk * npix)(x[s:e], *args, cols[:e - s])
-            np.matmul(w2, cols[:e - s], out=out3[s:e])
+        for s, e, cols in _image_chunks(self, n, ckk, npix, self.dtype):
+            _pick(IM2COL, cols.size)(x[s:e], *args, cols)
+            np.matmul(w2, cols, out=out3[s:e])
         return out
 
     def grad_weights(self, x, g, khw, buf):
@@ -186,15 +189,14 @@ class ConvRunner:
         x = np.ascontiguousarray(x, dtype=self.dtype)
         g3 = np.ascontiguousarray(g, dtype=self.dtype).reshape(n, o, oh * ow)
         ckk, npix = c * kh * kw, oh * ow
-        step = _chunk(ckk * npix * self.dtype.itemsize, n)
-        cols = _scratch(self, (step, ckk, npix), self.dtype)
         acc = np.zeros((o, ckk), self.dtype)
-        part = np.empty((step, o, ckk), self.dtype)
+        part = None
         args = self._args(kh, kw, oh, ow, ph, pw)
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            _pick(IM2COL, (e - s) * ckk * npix)(x[s:e], *args, cols[:e - s])
-            np.matmul(g3[s:e], cols[:e - s].transpose(0, 2, 1), out=part[:e - s])
+        for s, e, cols in _image_chunks(self, n, ckk, npix, self.dtype):
+            if part is None:  # sized by the first (largest) chunk
+                part = np.empty((e - s, o, ckk), self.dtype)
+            _pick(IM2COL, cols.size)(x[s:e], *args, cols)
+            np.matmul(g3[s:e], cols.transpose(0, 2, 1), out=part[:e - s])
             acc += part[:e - s].sum(axis=0)
         dw = acc.reshape(o, c, kh, kw)
         dw = dw[:, :, ::-1, ::-1] if self.op.filter_flip else dw
@@ -213,14 +215,11 @@ class ConvRunner:
         w2t = np.ascontiguousarray(self._kernel_matrix(w).T)
         g3 = np.ascontiguousarray(g, dtype=self.dtype).reshape(n, o, oh * ow)
         ckk, npix = c * kh * kw, oh * ow
-        step = _chunk(ckk * npix * self.dtype.itemsize, n)
-        cols = _scratch(self, (step, ckk, npix), self.dtype)
         dx = _reuse(buf, (n, c, h, wd), self.dtype)
         args = self._args(kh, kw, oh, ow, ph, pw)
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            np.matmul(w2t, g3[s:e], out=cols[:e - s])
-            _pick(COL2IM, (e - s) * ckk * npix)(cols[:e - s], *args, dx[s:e])
+        for s, e, cols in _image_chunks(self, n, ckk, npix, self.dtype):
+            np.matmul(w2t, g3[s:e], out=cols)
+            _pick(COL2IM, cols.size)(cols, *args, dx[s:e])
         return dx
 
 
