@@ -74,20 +74,10 @@ class Function:
         # the function's own lock, then one lock per shared variable it reads or updates, always
         # taken in the same global order (by id) so that two functions never deadlock
         self._locks = [self._lock] + [_shared_lock(v) for v in sorted(self._shared, key=id)]
+        # what errors call each input, and which outputs the backend allocates for each call
+        self._labels = [f"input {i} ({v.name!r})" if v.name else f"input {i}" for i, v in enumerate(inputs)]
+        self._fresh = tuple(getattr(thunk, "fresh_outputs", None) or ())
 
-    def _convert(self, i, value):
-        var = self.inputs[i]
-        label = f"input {i} ({var.name!r})" if var.name else f"input {i}"
-        return var.type.filter(value, label)
-
-    def _convert_all(self, args):
-        """The inputs as arrays of their types (the common case without building labels)."""
-        values = []
-        for i, (var, a) in enumerate(zip(self.inputs, args)):
-            t = var.type
-            ok = type(a) is np.ndarray and a.dtype is t.np_dtype and t.shape_matches(a.shape)
-            values.append(a if ok else self._convert(i, a))
-        return values
 
     def __call__(self, *args, **kwargs):
         if kwargs:
@@ -106,7 +96,7 @@ class Function:
                 raise TypeError(f"{self.name or 'function'}: missing value for {', '.join(absent)}")
         if len(args) != len(self.inputs):
             raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
-        values = self._convert_all(args)
+        values = [v.type.filter(a, label) for v, a, label in zip(self.inputs, args, self._labels)]
         # concurrent calls are serialized: the backend reuses buffers, and calls of any functions
         # that touch the same shared variables must not interleave (read, compute, write back)
         for lock in self._locks:
@@ -120,7 +110,7 @@ class Function:
             taken = {id(v) for v in values} | {id(v) for v in shared_values}
             # a backend may say which outputs are arrays it allocated for this call alone (numba's
             # arrays do not set numpy's owndata flag): those need no copy either
-            fresh = getattr(self._thunk, "fresh_outputs", None) or ()
+            fresh = self._fresh
             results = []
             for i, o in enumerate(outs[:n]):
                 owned = (i < len(fresh) and fresh[i]) or _owns(o)

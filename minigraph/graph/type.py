@@ -72,6 +72,8 @@ class TensorType:
 
     def filter(self, value, name: str = "value") -> np.ndarray:
         """Convert ``value`` to this type without loss, or raise TypeError naming ``name``."""
+        if type(value) is np.ndarray and value.dtype is self.np_dtype and self.shape_matches(value.shape):
+            return value  # the common case first: every call of a compiled function comes here
         if isinstance(value, float) and not isinstance(value, np.generic) and np.dtype(self.dtype).kind == "f":
             # a Python float takes the tensor's float dtype, as in arithmetic (f(x, 0.3) for an fscalar)
             arr = np.asarray(value, dtype=self.dtype)

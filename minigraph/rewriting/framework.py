@@ -241,14 +241,20 @@ class Fixpoint(Pass):
         """See ``Pass.run``."""
         total = 0
         for _ in range(self.max_iter):
-            # the shape facts are learnt again each round: a rewrite may have made a new matrix
-            # product tie two lengths together, and the last round must see every such fact
-            fgraph.__dict__.pop("_shape_keys", None)
+            # a rewrite may have made a new matrix product tie two lengths together: the last
+            # round must see every such fact
+            forget_shape_facts(fgraph)
             changed = sum(run_pass(p, fgraph, log) for p in self.passes)
             total += changed
             if not changed:
                 break
         return total
+
+
+def forget_shape_facts(fgraph: FunctionGraph) -> None:
+    """Drop the ShapeKeys the shape rules keep on ``fgraph`` (``rewriting.shapes.shape_keys``):
+    they are learnt again from the graph as it is now."""
+    fgraph.__dict__.pop("_shape_keys", None)
 
 
 def run_pass(p: Pass, fgraph: FunctionGraph, log: RewriteLog) -> int:
@@ -271,7 +277,7 @@ def run_pipeline(fgraph: FunctionGraph, name: str, passes: Sequence[Pass]) -> Re
         for p in passes:
             run_pass(p, fgraph, log)
     finally:
-        fgraph.__dict__.pop("_shape_keys", None)
+        forget_shape_facts(fgraph)
     log.seconds = time.perf_counter() - start
     log.nodes_after = len(fgraph)
     return log

@@ -350,8 +350,6 @@ def _broadcast_length(fgraph, node, keys: ShapeKeys, key):
     roots = [keys.roots.get(a) for a in key[1]]
     if any(r is None or r[1] is None or r[0] not in fgraph.clients or _feeds(fgraph, node, r[0]) for r in roots):
         return None
-    if any(r[0] is node.inputs[0] and r[1] == node.op.i for r in roots):
-        return None  # the length in terms of itself
     # deterministic order (the atoms are a set): by position in the graph, then axis
     pos = {id(v): i for i, v in enumerate(fgraph.variables())}
     roots.sort(key=lambda r: (pos.get(id(r[0]), -1), r[1]))
