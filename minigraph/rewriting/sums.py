@@ -101,10 +101,7 @@ def local_sum_factor_out(fgraph, node):
     if out.dtype != x.dtype or not is_float(x):
         return None
     new = _pulled(fgraph, x, node.op.axis, x.dtype)
-    if new is None:
-        return None
-    new = _drop(new, node.op.axis)
-    return [new] if new.ndim == out.ndim else None
+    return None if new is None else [_drop(new, node.op.axis)]
 
 
 @local_rule("local_sum_of_sum_to_shape", M.Sum)
