@@ -29,22 +29,36 @@ def clean_environment(threads: int = 2) -> None:
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
-def median_time(fn, repeat: int = 15, warmup: int = 2, min_time: float = 0.0) -> float:
-    """Median seconds of ``fn()`` over ``repeat`` runs (after ``warmup`` runs); each run loops
-    until ``min_time`` has passed so that short calls are measured over many calls."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        n, start = 0, time.perf_counter()
-        while True:
+def time_samples(fns, repeat: int = 15, warmup: int = 2, min_time: float = 0.0) -> list[list[float]]:
+    """Seconds per call of each of ``fns``, ``repeat`` samples each (after ``warmup`` calls).
+    The functions take turns within each round, so that a shared machine's slow minutes fall
+    on all of them alike; each sample loops until ``min_time`` has passed, so that short calls
+    are measured over many calls."""
+    for fn in fns:
+        for _ in range(warmup):
             fn()
-            n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time:
-                break
-        samples.append(elapsed / n)
-    return statistics.median(samples)
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, out in zip(fns, samples):
+            n, start = 0, time.perf_counter()
+            while True:
+                fn()
+                n += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_time:
+                    break
+            out.append(elapsed / n)
+    return samples
+
+
+def median_time(fn, repeat: int = 15, warmup: int = 2, min_time: float = 0.0) -> float:
+    """Median seconds of ``fn()`` (see ``time_samples``)."""
+    return statistics.median(time_samples([fn], repeat, warmup, min_time)[0])
+
+
+def median_ratio(a: list[float], b: list[float]) -> float:
+    """The median over rounds of ``a / b`` (samples from one ``time_samples`` call)."""
+    return statistics.median(x / y for x, y in zip(a, b))
 
 
 def triad_bandwidth(n: int = 1 << 24, repeat: int = 15) -> float:

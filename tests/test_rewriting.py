@@ -471,14 +471,42 @@ def test_shared_updates_are_written_in_place():
     np.testing.assert_allclose(W.get_value(), np.ones((3, 2)) - 0.1 * xv.T @ (1 - h ** 2))
 
 
+def test_shared_update_in_place_runs_after_its_other_readers(mode):
+    W = mg.shared(np.ones((2, 2)), name="W")
+    V = mg.shared(np.zeros(()), name="V")
+    x = T.dmatrix("x")
+    read = T.dot(x, W)              # reads W, not an ancestor of W's update
+    # V's update comes after W's among the outputs, so without the order constraint the
+    # product would read the doubled W
+    f = mg.function([x], [], updates=[(W, W * 2.0), (V, V + T.sum(read))], mode=mode)
+    fg = f.fgraph
+    assert "W" in [fg.inputs[i].name for _, i in fg.inplace_updates]
+    order = fg.toposort()
+    dot = next(n for n in order if isinstance(n.op, M.Dot))
+    assert order.index(dot) < order.index(fg.outputs[0].owner)
+    xv = np.arange(4.0).reshape(2, 2)
+    f(xv)
+    f(xv)
+    np.testing.assert_allclose(W.get_value(), np.full((2, 2), 4.0))
+    np.testing.assert_allclose(V.get_value(), np.sum(xv @ np.ones((2, 2))) * 3)
+
+
 def test_shared_update_not_in_place_while_another_reader_may_follow():
     W = mg.shared(np.ones((2, 2)), name="W")
     x = T.dmatrix("x")
-    out = T.dot(x, W)               # reads W, not an ancestor of the update
-    f = mg.function([x], out, updates=[(W, W * 2.0)], mode="python")
+    new = W * 2.0
+    # another reader of W is not an ancestor, and the new value is read too: it cannot run last
+    f = mg.function([x], [T.dot(x, W), T.dot(x, new)], updates=[(W, new)], mode="python")
     assert f.fgraph.inplace_updates == ()
     f2 = mg.function([x], W + 0.0, updates=[(W, W * 2.0)], mode="python", on_unused_input="ignore")
     assert f2.fgraph.inplace_updates == ()  # W itself is returned
+
+
+def test_shared_update_never_reads_itself_through_a_view(mode):
+    w0 = np.arange(16.0).reshape(4, 4)
+    W = mg.shared(w0.copy(), name="W")
+    mg.function([], [], updates=[(W, W - 0.5 * W.T)], mode=mode)()
+    np.testing.assert_allclose(W.get_value(), w0 - 0.5 * w0.T)
 
 
 # --- pipelines, log ------------------------------------------------------------------------

@@ -171,11 +171,12 @@ def as_list(x) -> list:
 
 
 def toposort(outputs: Iterable[Variable], stop_at: Iterable[Variable] = (),
-             known: Callable[[Variable], bool] | None = None) -> list[Apply]:
+             known: Callable[[Variable], bool] | None = None, after: dict | None = None) -> list[Apply]:
     """Apply nodes that ``outputs`` depend on, each after the nodes that feed it.
 
     Deterministic (inputs are visited in order) and iterative.  Variables in ``stop_at``, or
-    for which ``known`` says True, are treated as graph inputs.
+    for which ``known`` says True, are treated as graph inputs.  ``after`` maps a node to
+    other nodes it must follow (they must not depend on it).
     """
     ids = set(map(id, stop_at))
 
@@ -191,11 +192,15 @@ def toposort(outputs: Iterable[Variable], stop_at: Iterable[Variable] = (),
         done.add(id(out.owner))
         while stack:
             node, i = stack.pop()
-            while i < len(node.inputs):
-                inp = node.inputs[i]
+            follows = after.get(node, ()) if after else ()
+            while i < len(node.inputs) + len(follows):
+                if i < len(node.inputs):
+                    inp = node.inputs[i]
+                    owner = None if stopped(inp) else inp.owner
+                else:
+                    owner = follows[i - len(node.inputs)]
                 i += 1
-                owner = inp.owner
-                if owner is not None and not stopped(inp) and id(owner) not in done:
+                if owner is not None and id(owner) not in done:
                     done.add(id(owner))
                     stack.append((node, i))
                     stack.append((owner, 0))

@@ -19,8 +19,11 @@ class FunctionGraph:
     for graph outputs.
 
     ``update_map`` (output index -> input index) says which outputs are new values of which
-    (shared-variable) inputs; ``mg.function`` fills it.  ``inplace_updates`` is set by the
-    in-place rewrite (see ``minigraph.rewriting.inplace``).
+    (shared-variable) inputs; ``mg.function`` fills it.  ``inplace_updates`` and
+    ``order_constraints`` are set by the in-place rewrite (see ``minigraph.rewriting.inplace``):
+    ``order_constraints(fgraph)`` gives ``{node: nodes that must run before it}`` beyond its
+    inputs (the readers of a buffer run before the node that overwrites it), worked out from
+    the graph as it is whenever the order is needed.
     """
 
     def __init__(self, inputs: Sequence[Variable], outputs: Sequence[Variable], clone: bool = True):
@@ -28,6 +31,7 @@ class FunctionGraph:
         self.outputs = clone_replace(list(outputs), stop_at=self.inputs) if clone else list(outputs)
         self.update_map: dict[int, int] = {}
         self.inplace_updates: tuple = ()
+        self.order_constraints = None
         self.rebuild_clients()
 
     # --- bookkeeping -------------------------------------------------------------------
@@ -91,8 +95,14 @@ class FunctionGraph:
     def toposort(self) -> list[Apply]:
         """The nodes in a deterministic topological order (cached between edits)."""
         if self._order is None:
-            self._order = toposort(self.outputs, stop_at=self.inputs)
+            after = self.order_constraints(self) if self.order_constraints is not None else None
+            self._order = toposort(self.outputs, stop_at=self.inputs, after=after)
         return list(self._order)
+
+    def constrain_order(self, constraints) -> None:
+        """Set ``order_constraints`` (see the class docstring)."""
+        self.order_constraints = constraints
+        self._order = None
 
     @property
     def apply_nodes(self) -> list[Apply]:

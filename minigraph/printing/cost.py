@@ -40,7 +40,7 @@ def node_kind(node) -> str:
         return "fused_reduce"
     if name in ("Sum", "Prod", "Max", "Min", "Argmax", "SumToShape"):
         return "reduce"
-    if name == "Dot":
+    if name in ("Dot", "Gemm"):
         return "blas"
     if name in VIEW_OPS:
         return "view"
@@ -117,6 +117,11 @@ def flops(node, shapes) -> int | None:
             return None
         k = a[-1]
         return 2 * k * (size_of(a[:-1]) or 1) * (size_of(b[1:]) or 1)
+    if name == "Gemm":  # the product, then beta * z + alpha * product
+        m, n = shapes(node.inputs[2]), shapes(node.inputs[3])
+        if m is None or n is None or None in m or None in n:
+            return None
+        return 2 * m[0] * m[1] * n[1] + 3 * m[0] * n[1]
     if name in ("Softmax", "LogSoftmax"):
         n = size_of(shapes(node.inputs[0]))
         return None if n is None else 4 * n

@@ -8,8 +8,9 @@ Pipelines (each an ordered list of passes; ``Fixpoint`` stages repeat until noth
 changes, with an iteration bound):
 
 - ``"fast_run"`` (the default): inline composite ops; merge; then, to a fixed point, the
-  local rules (shape simplification, constant folding, stabilization, canonicalization)
-  followed by merge; reduction fusion; elementwise fusion; merge; in-place marking.
+  local rules (shape simplification, constant folding, stabilization, canonicalization,
+  sums, matrix updates) followed by merge; reduction fusion; elementwise fusion; merge;
+  in-place marking.
 - ``"fast_compile"``: merge, constant folding and the shape constants only: cheap passes
   that keep the graph recognisable (no fusion, no stabilization).
 - ``None``: no rewrites (an empty log).
@@ -20,6 +21,7 @@ idempotence).  A rule that raises is skipped and recorded in ``log.failures``.
 """
 from __future__ import annotations
 
+from minigraph.rewriting.blas import BLAS_RULES
 from minigraph.rewriting.canonicalize import CANONICALIZE_RULES
 from minigraph.rewriting.constant_folding import constant_folding
 from minigraph.rewriting.framework import (Fixpoint, GlobalPass, LocalPass, LocalRule, Pass, RewriteEntry,
@@ -34,7 +36,8 @@ from minigraph.rewriting.sums import SUM_RULES
 
 
 def _fast_run() -> list[Pass]:
-    local = LocalPass("simplify", SHAPE_RULES + [constant_folding] + STABILIZE_RULES + CANONICALIZE_RULES + SUM_RULES)
+    local = LocalPass("simplify", SHAPE_RULES + [constant_folding] + STABILIZE_RULES + CANONICALIZE_RULES + SUM_RULES
+                      + BLAS_RULES)
     return [
         GlobalPass("inline", inline_composites),
         GlobalPass("merge", merge),

@@ -28,6 +28,7 @@ from minigraph.rewriting.utils import pad_to, scalar_op
 from minigraph.tensor import elemwise as E
 from minigraph.tensor import math as M
 from minigraph.tensor import shape_ops as S
+from minigraph.tensor.blas import Gemm
 from minigraph.tensor.basic import constant
 from minigraph.tensor.subtensor import Subtensor
 
@@ -50,6 +51,11 @@ class ShapeKeys:
             if isinstance(node.op, M.Dot):
                 x, y = node.inputs
                 self._union(self.dim_key(x, x.ndim - 1), self.dim_key(y, 0))
+            elif isinstance(node.op, Gemm):  # and a gemm's z has the product's shape
+                z, _, x, y, _ = node.inputs
+                self._union(self.dim_key(x, 1), self.dim_key(y, 0))
+                self._union(self.dim_key(z, 0), self.dim_key(x, 0))
+                self._union(self.dim_key(z, 1), self.dim_key(y, 1))
 
     def _find(self, k):
         while k in self.parent:
@@ -159,6 +165,8 @@ class ShapeKeys:
             x, y = ins
             src = (x, d) if (x.ndim == 2 and d == 0) else (y, y.ndim - 1)
             return [src], lambda: self.memo[src]
+        if isinstance(op, Gemm):
+            return [(ins[0], d)], lambda: self.memo[(ins[0], d)]
         if isinstance(op, (S.Alloc, S.SumToShape, S.SpecifyShape)):
             lead = len(ins) - 1 - v.ndim
             return [], lambda: self.length_key(ins[1 + lead + d])

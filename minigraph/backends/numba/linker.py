@@ -182,6 +182,16 @@ class NumbaLinker:
             slot = f"_b[{len(ns['_b']) - 1}]"
             return slot, slot
 
+        def in_place(node, j, ins, stmts):
+            """The input whose buffer output ``j`` takes over, or None (not in debug mode: the
+            check reruns each node on its inputs afterwards)."""
+            if self.observer is not None:
+                return None
+            v = self._inplace_input(node, j, ins, outputs, out_ids, kernel_outputs, uses, update_of)
+            if v is not None and id(node.outputs[j]) in update_of:
+                stmts.append("_st[0] = 1  # a shared value is overwritten from here on")
+            return v
+
         body = ["def run(inputs):"]
         names = [namer(v) for v in fgraph.inputs]
         if names:
@@ -205,13 +215,9 @@ class NumbaLinker:
                 ns[f"_k{k}s"], ns[f"_k{k}p"] = serial, par
                 bufs = []
                 for j, o in enumerate(node.outputs):
-                    # (not in debug mode: the check reruns each node on its inputs afterwards)
-                    target_in = None if self.observer is not None else self._inplace_input(
-                        node, j, ins, outputs, out_ids, kernel_outputs, uses, update_of)
+                    target_in = in_place(node, j, ins, stmts)
                     if target_in is not None:  # written into that input's own buffer
                         bufs.append(ref(target_in))
-                        if id(o) in update_of:
-                            stmts.append("_st[0] = 1  # a shared value is overwritten from here on")
                         continue
                     b, store = buffer(o)
                     if id(o) in out_ids and lowered.out_shapes:  # for the user: allocated by numpy
@@ -237,11 +243,16 @@ class NumbaLinker:
                                       lowered.source, lowered.passes)
             else:
                 for j, o in enumerate(node.outputs):
-                    if lowered.buffers:
-                        b, store = buffer(o)
-                        fmt[f"b{j}"] = b
-                        if store:
-                            stores.append(f"{store} = {namer(o)}")
+                    if not lowered.buffers:
+                        continue
+                    target_in = in_place(node, j, ins, stmts)
+                    if target_in is not None:
+                        fmt[f"b{j}"] = ref(target_in)
+                        continue
+                    b, store = buffer(o)
+                    fmt[f"b{j}"] = b
+                    if store:
+                        stores.append(f"{store} = {namer(o)}")
                 expr = lowered.expr.format(**fmt)
                 stmts.append(f"{', '.join(outs)} = {expr}")
                 record = KernelRecord([node], lowered.kind, f"{lowered.kind} {_one_line(node.op)}", lowered.source)
@@ -279,7 +290,7 @@ class NumbaLinker:
 
     @staticmethod
     def _inplace_input(node, j, ins, outputs, out_ids, kernel_outputs, uses, update_of):
-        """The input whose buffer output ``j`` of an elementwise node may overwrite, or None.
+        """The input whose buffer output ``j`` of an elementwise node or a gemm may overwrite, or None.
 
         Honours the ``inplace`` marks of the in-place rewrite where the buffer is ours to
         overwrite: a shared variable being updated (``fgraph.inplace_updates``), or an

@@ -4,15 +4,15 @@ Loops (compiled): elementwise (plain or fused), reductions (plain or fused, seve
 pass), softmax and log-softmax over the last axis.  Driver expressions: views (dimshuffle,
 reshape, slicing) without copies; matrix products through numpy's BLAS with reused output
 buffers (transposed operands are passed as the transposed views, which BLAS reads without a
-copy); shape arithmetic; elementwise ops on vectors as generated straight-line numpy
-(``kind="vector"``); and the indexing / joining ops whose numpy implementation is already a
-single library call (``kind="numpy"``).
+copy), and gemm through that BLAS's own routine (``cblas``); shape arithmetic; elementwise
+ops on vectors as generated straight-line numpy (``kind="vector"``); and the indexing /
+joining ops whose numpy implementation is already a single library call (``kind="numpy"``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from minigraph.backends.numba import codegen
+from minigraph.backends.numba import cblas, codegen
 from minigraph.backends.numba.registry import Inline, Kernel, register
 from minigraph.backends.numba.scalar import supports
 from minigraph.random import RandomVariable
@@ -20,6 +20,7 @@ from minigraph.tensor import elemwise as E
 from minigraph.tensor import math as M
 from minigraph.tensor import shape_ops as S
 from minigraph.tensor import subtensor as ST
+from minigraph.tensor.blas import Gemm, check_shapes
 from minigraph.tensor.nnet import basic as NN
 
 
@@ -33,6 +34,22 @@ def rt_dot(x, y, buf):
             buf = np.empty(shape, buf.dtype)
         return np.dot(x, y, out=buf)
     return np.asarray(np.dot(x, y), dtype=buf.dtype)
+
+
+def rt_gemm(z, alpha, x, y, beta, out):
+    """``beta * z + alpha * dot(x, y)`` into ``out``: ``z`` itself when the gemm is marked in
+    place, else a reused buffer that takes a copy of ``z`` first."""
+    check_shapes(z, x, y)
+    if out is not z:
+        if out.shape != z.shape:
+            out = np.empty(z.shape, out.dtype)
+        np.copyto(out, z)
+    if not cblas.gemm(alpha, x, y, beta, out):
+        product = np.dot(x, y)  # before ``out`` changes: ``x`` or ``y`` may be a view of it
+        out *= beta
+        product *= alpha
+        out += product
+    return out
 
 
 def rt_alloc(buf, value, shape):
@@ -199,6 +216,11 @@ def lower_specify_shape(node, ctx):
 @register(M.Dot)
 def lower_dot(node, ctx):
     return Inline(ctx.ref(rt_dot) + "({i0}, {i1}, {b0})", kind="blas", buffers=True)
+
+
+@register(Gemm)
+def lower_gemm(node, ctx):
+    return Inline(ctx.ref(rt_gemm) + "({i0}, {i1}, {i2}, {i3}, {i4}, {b0})", kind="blas", buffers=True)
 
 
 @register(S.Alloc)
