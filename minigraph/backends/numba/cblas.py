@@ -31,8 +31,9 @@ def _routine(dtype: str):
         fn = getattr(ctypes.CDLL(_multiarray_umath.__file__), symbol)
     except (ImportError, OSError, AttributeError):
         return None
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, scalar, ptr, i64, ptr, i64, scalar, ptr, i64]
+    flag, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    # (layout, transpose a, transpose b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    fn.argtypes = [flag, flag, flag, i64, i64, i64, scalar, ptr, i64, ptr, i64, scalar, ptr, i64]
     fn.restype = None
     return fn
 
