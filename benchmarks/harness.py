@@ -1,5 +1,5 @@
-"""Shared benchmark plumbing: a clean environment, timing, the machine's memory bandwidth and
-a table printer.  Benchmarks are run by hand (``python benchmarks/bn.py``), never by pytest."""
+"""Shared benchmark plumbing: a clean environment, timing, the machine's memory bandwidth (a
+triad) and a table printer.  Benchmarks are run by hand (``python benchmarks/bn.py``), never by pytest."""
 from __future__ import annotations
 
 import os
@@ -61,15 +61,15 @@ def median_ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b))
 
 
-def triad_bandwidth(n: int = 1 << 24, repeat: int = 15) -> float:
-    """Bytes per second of a STREAM-like triad ``a = b + s * c`` on float32 arrays, compiled
-    with numba and run in parallel on the configured threads (3 arrays of 4-byte elements per
-    element: the write-allocate traffic is not counted, as in STREAM)."""
+def triad(n: int = 1 << 24):
+    """(a call, the bytes it moves) of a STREAM-like triad ``a = b + s * c`` on float32 arrays,
+    compiled with numba and run in parallel on the configured threads (3 arrays of 4-byte
+    elements per element: the write-allocate traffic is not counted, as in STREAM)."""
     import numba
     import numpy as np
 
     @numba.njit(parallel=True, fastmath=True)
-    def triad(a, b, c, s):
+    def kernel(a, b, c, s):
         for i in numba.prange(a.shape[0]):
             a[i] = b[i] + s * c[i]
 
@@ -77,8 +77,8 @@ def triad_bandwidth(n: int = 1 << 24, repeat: int = 15) -> float:
     b = np.ones(n, np.float32)
     c = np.full(n, 2.0, np.float32)
     s = np.float32(3.0)
-    t = median_time(lambda: triad(a, b, c, s), repeat=repeat)
-    return 3 * 4 * n / t
+    kernel(a, b, c, s)
+    return (lambda: kernel(a, b, c, s)), 3 * 4 * n
 
 
 def table(headers: list[str], rows: list[list]) -> str:
