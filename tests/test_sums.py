@@ -59,6 +59,21 @@ def test_sum_of_an_addition_splits_only_where_the_lengths_are_known_equal(data, 
     np.testing.assert_allclose(evaluate(fg, [xv, cv, bv])[0], (cv * xv + bv).sum(axis=0))
 
 
+@pytest.mark.parametrize("axes", [(0,), (0, 1)])
+def test_a_term_constant_along_the_axes_counts_once_per_element(rng, axes):
+    x = T.tensor(dtype="float64", shape=(None, None, None), name="x")
+    c = T.tensor(dtype="float64", shape=(1, 1, None), name="c")
+    out = T.sum(T.exp(x) - c, axis=axes)
+    fg, log = rewritten([x, c], [out], rules=RULES)
+    assert "local_sum_factor_out" in log.counts()
+    sums = [n for n in fg.toposort() if isinstance(n.op, M.Sum)]
+    assert sums and all(c not in n.inputs[0].owner.inputs for n in sums)  # c is no longer summed
+    xv, cv = rng.standard_normal((5, 3, 4)), rng.standard_normal((1, 1, 4))
+    np.testing.assert_allclose(evaluate(fg, [xv, cv])[0], (np.exp(xv) - cv).sum(axis=axes), rtol=1e-12)
+    # x may have length 1 on a summed axis at run time: the count follows the broadcast shape
+    np.testing.assert_allclose(evaluate(fg, [xv[:1], cv])[0], (np.exp(xv[:1]) - cv).sum(axis=axes), rtol=1e-12)
+
+
 def test_sum_of_a_run_time_sum_to_shape_sums_first(data, rng):
     """sum(sum_to_shape(y, n, m), axis=0) -> sum_to_shape(sum(y, axis=0), 1, m): the same
     values whether or not a length is 1 at run time."""
@@ -132,7 +147,8 @@ def test_known_gradient_takes_its_variables_shape():
 def test_batch_norm_backward_shares_its_sums():
     """Forward + backward with every length but the batch's known, as with shared parameters:
     one pass for the mean, one for every other sum, one for y and dx (7 full-size passes
-    over memory, against 10 before the factors left the sums)."""
+    over memory, against 10 before the factors left the sums); three sums in the second
+    pass (``sum(x - mean)`` is ``sum(x) - n * mean``, from the mean's own sum)."""
     x = T.tensor(dtype="float32", shape=(None, 16), name="x")
     gamma = T.tensor(dtype="float32", shape=(1, 16), name="gamma")
     beta = T.tensor(dtype="float32", shape=(1, 16), name="beta")
@@ -145,6 +161,7 @@ def test_batch_norm_backward_shares_its_sums():
     reductions = [n for n in f.fgraph.toposort() if isinstance(n.op, (M.Sum, M.FusedReduce))]
     assert len(full) == 1, [str(n.op) for n in full]  # y and dx in one kernel
     assert len(reductions) == 2, [str(n.op) for n in reductions]  # the mean; everything else
+    assert len(reductions[1].outputs) == 3, str(reductions[1].op)
     rng = np.random.default_rng(0)
     values = [rng.standard_normal((8, 16)).astype("float32"), (1 + 0.1 * rng.standard_normal((1, 16))).astype("float32"),
               rng.standard_normal((1, 16)).astype("float32"), rng.standard_normal((8, 16)).astype("float32")]

@@ -2,22 +2,24 @@
 
 ``sum(c * a, axes) -> c * sum(a, axes)`` when ``c`` has static length 1 on every summed
 axis (a per-feature scale such as batch norm's gamma or inverse std); likewise
-``sum(-a) -> -sum(a)`` and ``sum(a / c) -> sum(a) / c``; and ``sum(a + b) -> sum(a) + sum(b)``
-(or ``-``) when that lets a term lose a factor.
+``sum(-a) -> -sum(a)`` and ``sum(a / c) -> sum(a) / c``; ``sum(a + b) -> sum(a) + sum(b)``
+(or ``-``) when that lets a term lose a factor; and ``sum(a - c) -> sum(a) - n * c`` for ``n``
+elements summed.
 
 Why: the gradient of batch norm sums ``dy * gamma * invstd``, ``dy * xhat * gamma``,
 ``dy * xhat * invstd`` and ``(x - mean) * dvar``; with the per-feature factors outside, what
-is left inside is a handful of shared sums (``sum(dy)``, ``sum(dy * (x - mean))``,
-``sum(x - mean)``) that merge into one pass over ``x`` and ``dy``, instead of one pass per
-distinct product.  The result differs from the original in rounding only: a reduction's
-order of additions is the backend's choice anyway, and moving a factor out replaces one
-rounded product per element by one per feature.  Where a factor is NaN the two forms can
-differ: over an empty axis ``sum(c * a)`` is 0 while ``c * sum(a)`` is NaN (batch norm's
-inverse std of an empty batch).
+is left inside is a handful of shared sums (``sum(dy)``, ``sum(dy * (x - mean))``, and
+``sum(x - mean) = sum(x) - n * mean``, whose ``sum(x)`` the mean has already made) that merge
+into one pass over ``x`` and ``dy``, instead of one pass per distinct product.  The result
+differs from the original in rounding only: a reduction's order of additions is the
+backend's choice anyway, and moving a factor out replaces one rounded product per element
+by one per feature.  Where a factor is NaN the two forms can differ: over an empty axis
+``sum(c * a)`` is 0 while ``c * sum(a)`` is NaN (batch norm's inverse std of an empty batch).
 
-Splitting an addition is only done where every term has the summed input's lengths on the
-summed axes (ShapeKeys proves it): a term that broadcast along a summed axis would otherwise
-be summed once instead of once per element.
+Splitting an addition is only done where every term either has the summed input's lengths
+on the summed axes (ShapeKeys proves it) or has static length 1 on all of them (it is then
+counted once per element summed): a term that broadcast along a summed axis at run time
+would otherwise be summed once instead of once per element.
 
 A sum of the gradient's run-time ``sum_to_shape`` sums first (``local_sum_of_sum_to_shape``):
 the summed axes are summed whole either way, and the inner sum can then lose its factors and
@@ -84,14 +86,24 @@ def _pulled(fgraph, v, axes, dtype):
         return M.true_div(total(a), c)
     if isinstance(op, (E.Add, E.Sub)):
         keys = shape_keys(fgraph)
-        if not all(keys.same_length(keys.dim_key(t, d), keys.dim_key(v, d)) for t in ins for d in axes):
+        varying = [t for t in ins if not _constant_along(t, axes)]
+        if not all(keys.same_length(keys.dim_key(t, d), keys.dim_key(v, d)) for t in varying for d in axes):
             return None
-        parts = [_pulled(fgraph, t, axes, dtype) for t in ins]
+        parts = [_pulled(fgraph, t, axes, dtype) if t in varying else _times_count(t, v, axes, dtype) for t in ins]
         if all(p is None for p in parts):
             return None
         sums = [p if p is not None else _kept_sum(t, axes) for p, t in zip(parts, ins)]
         return M.add(*sums) if isinstance(op, E.Add) else M.sub(*sums)
     return None
+
+
+def _times_count(c, v, axes, dtype):
+    """sum(c, axes) for ``c`` constant along ``axes`` and broadcast to ``v``: ``c`` times the
+    number of elements summed (``v``'s lengths on ``axes``)."""
+    count = S.shape_i(v, axes[0])
+    for d in axes[1:]:
+        count = M.mul(count, S.shape_i(v, d))
+    return M.mul(c, M.cast(count, dtype))
 
 
 @local_rule("local_sum_factor_out", M.Sum)
