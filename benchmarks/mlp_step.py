@@ -5,7 +5,8 @@ The MLP: 784 -> 10 x [dense 784 without bias -> batch norm -> tanh] -> dense 10 
 softmax -> negative log-likelihood; SGD with learning rate 0.01 on every parameter (gamma and
 beta too); running averages updated; batch 100.  The matrix products are the same ones the
 step computes (11 forward, 11 weight gradients, 10 input gradients), through the same BLAS,
-timed in the same run.  Run: ``python benchmarks/mlp_step.py [--quick] [--threads=N] [--no-compile]``.
+timed in the same run.  ``--profile`` prints, instead, the time of each kernel of the step.
+Run: ``python benchmarks/mlp_step.py [--quick] [--threads=N] [--no-compile] [--profile]``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import numpy as np  # noqa: E402
 BATCH, WIDTH, DEPTH, CLASSES = 100, 784, 10, 10
 
 
-def build_step():
+def build_step(profile=False):
     """The compiled training step and its inputs."""
     import minigraph as mg
     import minigraph.tensor as T
@@ -56,7 +57,7 @@ def build_step():
     grads = mg.grad(cost, params)
     updates += [(v, v - np.float32(0.01) * g) for v, g in zip(params, grads)]
     start = time.perf_counter()
-    f = mg.function([x, y], cost, updates=updates, mode="numba")
+    f = mg.function([x, y], cost, updates=updates, mode="numba", profile=profile)
     xv = rng.standard_normal((BATCH, WIDTH)).astype("float32")
     yv = rng.integers(0, CLASSES, BATCH).astype("int32")
     first = f(xv, yv)
@@ -118,6 +119,15 @@ def compile_times():
 
 def main():
     quick = "--quick" in sys.argv
+    if "--profile" in sys.argv:
+        f, xv, yv, _, _ = build_step(profile=True)
+        for _ in range(5):
+            f(xv, yv)
+        f.profile.reset()
+        for _ in range(50):
+            f(xv, yv)
+        print(f.profile.summary(limit=40))
+        return
     f, xv, yv, _, _ = build_step()
     rep = 7 if quick else 21
     steps, prods = time_samples([lambda: f(xv, yv), products(xv)], repeat=rep, min_time=0.1)

@@ -54,7 +54,8 @@ def _scaled_product(fgraph, v, reader):
 
 
 def _scalar(factors, negate: bool, dtype: str):
-    """The product of the length-1 ``factors`` (negated if asked) as a 0-d variable."""
+    """The product of the length-1 ``factors`` (negated if asked) as a 0-d variable (1 or -1
+    for no factors)."""
     if all(isinstance(t, Constant) for t in factors):
         value = np.prod([np.asarray(t.data, dtype=dtype).reshape(()) for t in factors], dtype=dtype)
         return constant(np.asarray(-value if negate else value, dtype=dtype))
@@ -82,8 +83,7 @@ def local_gemm(fgraph, node):
         # neither z nor the product may broadcast against the other at run time
         if not shape_keys(fgraph).same_shape(z, dot.outputs[0]):
             continue
-        alpha = _scalar(factors, subtract, out.dtype) if factors or subtract else \
-            constant(np.asarray(1, dtype=out.dtype))
+        alpha = _scalar(factors, subtract, out.dtype)
         return [Gemm()(z, alpha, *dot.inputs, constant(np.asarray(1, dtype=out.dtype)))]
     return None
 

@@ -118,12 +118,13 @@ def inplace(fgraph, log) -> int:
         shared = fgraph.inputs[in_index]
         value = fgraph.outputs[out_index]
         node = value.owner
-        if node is None or not _writable(node) or len(node.outputs) != 1:
+        writable = _writable(node) if node is not None else ()
+        if not writable or len(node.outputs) != 1:
             continue
         if fgraph.outputs.count(value) != 1 or value.type != shared.type:
             continue
         positions = [i for i, v in enumerate(node.inputs) if v is shared]
-        if len(positions) != 1 or positions[0] not in _writable(node) or not keys.same_shape(shared, value):
+        if len(positions) != 1 or positions[0] not in writable or not keys.same_shape(shared, value):
             continue
         readers = _readers(fgraph, shared)
         if readers is None or readers.count(node) != 1:  # (also read through a view)
@@ -138,11 +139,12 @@ def inplace(fgraph, log) -> int:
     fgraph.inplace_updates = tuple(updates)
     fgraph.constrain_order(_readers_first if updates else None)
     for node in fgraph.toposort():
-        if node not in fgraph.nodes or not _writable(node):
+        writable = _writable(node) if node in fgraph.nodes else ()
+        if not writable:
             continue
         pairs, used = [], set()
         for o, out in enumerate(node.outputs):
-            for i in _writable(node):
+            for i in writable:
                 inp = node.inputs[i]
                 if i in used or isinstance(inp, Constant) or inp in graph_inputs or not _fresh(inp):
                     continue
