@@ -21,9 +21,11 @@ print(json.dumps(dict(cache.stats(), ok=bool(ok))))
 """
 
 
-def run(cache_dir):
-    env = dict(os.environ, MINIGRAPH_CACHE_DIR=str(cache_dir), MINIGRAPH_NUM_THREADS="1")
+def run(cache_dir, **settings):
+    env = dict(os.environ, MINIGRAPH_CACHE_DIR=str(cache_dir), MINIGRAPH_NUM_THREADS="1", **settings)
     env.pop("NUMBA_CACHE_DIR", None)
+    if "MINIGRAPH_COMPILED_DRIVER" not in settings:
+        env.pop("MINIGRAPH_COMPILED_DRIVER", None)
     res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -63,8 +65,16 @@ def test_warm_start_skips_compilation_and_damage_is_rebuilt(tmp_path):
         assert f.read().startswith("# minigraph kernel module")
 
 
+def test_compiled_driver_is_cached_too(tmp_path):
+    cold = run(tmp_path, MINIGRAPH_COMPILED_DRIVER="0")
+    assert cold["ok"] and cold["compiled"] >= 2  # the loop and the driver calling it
+    warm = run(tmp_path, MINIGRAPH_COMPILED_DRIVER="0")
+    assert warm["ok"] and warm["compiled"] == 0 and warm["cache_hits"] >= 1
+
+
 def test_concurrent_processes_share_the_cache(tmp_path):
     env = dict(os.environ, MINIGRAPH_CACHE_DIR=str(tmp_path), MINIGRAPH_NUM_THREADS="1")
+    env.pop("MINIGRAPH_COMPILED_DRIVER", None)
     procs = [subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = []

@@ -54,6 +54,14 @@ def run(inputs):
     c, = _k1s(1, x, a, b, _out(0, (x.shape[0], x.shape[1]), np.float32))
     return [c]
 
+# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements once the function has run 16 times
+def driver(x, b, w, _b, _c, _z, _st):
+    # a = dimshuffle{x,x}(w) :: float32[1, 1]
+    a = w[None, None]
+    # c = composite{tanh(add(mul(i0, i1), i2))}(x, a, b) :: float32[?, ?]
+    c, = _k1s(1, x, a, b, _z[0])
+    return (c,), ()
+
 # k1
 def kernel(nt, i0, i1, i2, b0):
     # composite{tanh(add(mul(i0, i1), i2))}
@@ -103,6 +111,62 @@ def run(inputs):
         # n = composite{add(mul(mul(sub(i0, i1), truediv(i2, i5)), i3), i4)}(x, i, j, k, l, m) :: float32[?, ?]
         n, = _k11s(1, x, i, j, k, l, m, _out(0, (x.shape[0], x.shape[1]), np.float32))
     return [n]
+
+# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements once the function has run 16 times
+def driver(x, gamma, beta, _b, _c, _z, _st):
+    # a, b = fused_reduce{axis=0; add(i0); add(sqr(i0))}(x) :: float32[?], float32[?]
+    a, b = _k0s(1, x, _b[0], _b[1])
+    # c = shape(x) :: int64[2]
+    c = np.array(x.shape, np.int64)
+    # d = subtensor{0}(c) :: int64[]
+    d = np.asarray(c[0])
+    # e = cast{float32}(d) :: float32[]
+    e, = _k3s(1, d, _b[2])
+    # f = dimshuffle{x}(e) :: float32[1]
+    f = e[None]
+    # g, h = composite{truediv(i0, i2); truediv(i2, sqrt(add(sub(truediv(i1, i2), sqr(truediv(i0, i2))), i3)))}(a, b, f, 1e-04) :: float32[?], float32[?]
+    g, h = _k5s(1, a, b, f, _c[0], _b[3], _b[4])
+    # i = dimshuffle{x,0}(g) :: float32[1, ?]
+    i = g[None, :]
+    # j = dimshuffle{x,0}(h) :: float32[1, ?]
+    j = h[None, :]
+    # k = dimshuffle{x,0}(gamma) :: float32[1, ?]
+    k = gamma[None, :]
+    # l = dimshuffle{x,0}(beta) :: float32[1, ?]
+    l = beta[None, :]
+    # m = dimshuffle{x,0}(f) :: float32[1, 1]
+    m = f[None, :]
+    # n = composite{add(mul(mul(sub(i0, i1), truediv(i2, i5)), i3), i4)}(x, i, j, k, l, m) :: float32[?, ?]
+    n, = _k11s(1, x, i, j, k, l, m, _z[0])
+    return (n,), (a, b, e, g, h)
+
+# k3 (in the compiled driver)
+def kernel(nt, i0, b0):
+    # cast{float32}
+    o0 = reuse(b0, ())
+    t0 = np.float32(i0[()])
+    o0[()] = t0
+    return (o0,)
+
+# k5 (in the compiled driver)
+def kernel(nt, i0, i1, i2, i3, b0, b1):
+    # composite{truediv(i0, i2); truediv(i2, sqrt(add(sub(truediv(i1, i2), sqr(truediv(i0, i2))), i3)))}
+    n0 = i0.shape[0]
+    if i1.shape[0] != n0:
+        raise ValueError('elemwise: input shapes do not match')
+    o0 = reuse(b0, (n0,))
+    o1 = reuse(b1, (n0,))
+    for j0 in prange(n0):
+        t0 = np.float32(i0[j0] / i2[0])  # truediv
+        t1 = np.float32(i1[j0] / i2[0])  # truediv
+        t2 = np.float32(t0 * t0)  # sqr
+        t3 = np.float32(t1 - t2)  # sub
+        t4 = np.float32(t3 + i3[0])  # add
+        t5 = np.float32(np.sqrt(t4))  # sqrt
+        t6 = np.float32(i2[0] / t5)  # truediv
+        o0[j0] = t0
+        o1[j0] = t6
+    return (o0, o1)
 
 # k0
 def kernel(nt, i0, b0, b1):
@@ -178,6 +242,12 @@ def run(inputs):
     a, = _k0s(1, x, m, _out(0, (x.shape[1],), np.float32))
     return [a]
 
+# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements once the function has run 16 times
+def driver(x, m, _b, _c, _z, _st):
+    # a = fused_reduce{axis=0,2,3; add(sqr(sub(i0, i1)))}(x, m) :: float32[?]
+    a, = _k0s(1, x, m, _z[0])
+    return (a,), ()
+
 # k0
 def kernel(nt, i0, i1, b0):
     # add over axes (0, 2, 3) of composite{sqr(sub(i0, i1))}
@@ -213,6 +283,7 @@ def kernel(nt, i0, i1, b0):
 @pytest.mark.parametrize("build", [fused_chain, batchnorm_forward, reduction_with_producer])
 def test_generated_source(build, monkeypatch):
     monkeypatch.setenv("MINIGRAPH_NUM_THREADS", "1")  # no parallel branches in the driver
+    monkeypatch.delenv("MINIGRAPH_COMPILED_DRIVER", raising=False)
     inputs, outputs = build()
     f = mg.function(inputs, outputs, mode="numba", rewrites=None)
     assert f.source() == globals()["GOLDEN_" + build.__name__.upper()]
@@ -220,3 +291,7 @@ def test_generated_source(build, monkeypatch):
     values = [rng.standard_normal([3 if s is None else s for s in v.type.shape]).astype("float32") for v in inputs]
     want = mg.function(inputs, outputs, mode="python", rewrites=None)(*values)
     np.testing.assert_allclose(f(*values)[0], want[0], rtol=1e-5, atol=1e-6)
+    monkeypatch.setenv("MINIGRAPH_COMPILED_DRIVER", "0")  # and the compiled driver shown beside it
+    compiled = mg.function(inputs, outputs, mode="numba", rewrites=None)
+    np.testing.assert_allclose(compiled(*values)[0], want[0], rtol=1e-5, atol=1e-6)
+    assert compiled._thunk._jit is not None

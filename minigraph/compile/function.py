@@ -76,6 +76,7 @@ class Function:
         self._locks = [self._lock] + [_shared_lock(v) for v in sorted(self._shared, key=id)]
         # what errors call each input, and which outputs the backend allocates for each call
         self._labels = [f"input {i} ({v.name!r})" if v.name else f"input {i}" for i, v in enumerate(inputs)]
+        self._filters = [v.type.filter for v in inputs]
         self._fresh = tuple(getattr(thunk, "fresh_outputs", None) or ())
 
 
@@ -96,7 +97,7 @@ class Function:
                 raise TypeError(f"{self.name or 'function'}: missing value for {', '.join(absent)}")
         if len(args) != len(self.inputs):
             raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
-        values = [v.type.filter(a, label) for v, a, label in zip(self.inputs, args, self._labels)]
+        values = [check(a, label) for check, a, label in zip(self._filters, args, self._labels)]
         # concurrent calls are serialized: the backend reuses buffers, and calls of any functions
         # that touch the same shared variables must not interleave (read, compute, write back)
         for lock in self._locks:
@@ -106,23 +107,26 @@ class Function:
             outs = self._thunk(values + shared_values)
             n = len(self.outputs)
             # results never alias the inputs, the shared values or each other: an output may be
-            # an input passed through, a shared value, or the same array as another output
-            taken = {id(v) for v in values} | {id(v) for v in shared_values}
-            # a backend may say which outputs are arrays it allocated for this call alone (numba's
-            # arrays do not set numpy's owndata flag): those need no copy either
+            # an input passed through, a shared value, or the same array as another output.  A
+            # backend may say which outputs are arrays it allocated for this call alone (numba's
+            # arrays do not set numpy's owndata flag): those need neither a copy nor a check
             fresh = self._fresh
+            taken = None  # ids of the arrays handed out so far, with the inputs' (built when needed)
             results = []
-            for i, o in enumerate(outs[:n]):
-                owned = (i < len(fresh) and fresh[i]) or _owns(o)
-                o = o if owned and id(o) not in taken else np.array(o, copy=True)
-                taken.add(id(o))
+            for i, o in enumerate(outs):
+                if i < len(fresh) and fresh[i]:
+                    if taken is not None:
+                        taken.add(id(o))
+                elif i < n or (isinstance(o, np.ndarray) and o is not self._update_targets[i - n]._value):
+                    if taken is None:
+                        taken = {id(v) for v in values} | {id(v) for v in shared_values} | {id(r) for r in results}
+                    if id(o) in taken or not _owns(o):
+                        o = np.array(o, copy=True)
+                    taken.add(id(o))
                 results.append(o)
-            for j, (var, new) in enumerate(zip(self._update_targets, outs[n:])):
-                owned = (n + j < len(fresh) and fresh[n + j]) or _owns(new)
-                if isinstance(new, np.ndarray) and new is not var._value and (not owned or id(new) in taken):
-                    new = np.array(new, copy=True)
-                taken.add(id(new))
+            for var, new in zip(self._update_targets, results[n:]):
                 var._value = new
+            results = results[:n]
         finally:
             for lock in reversed(self._locks):
                 lock.release()

@@ -27,10 +27,14 @@ _STATS = {"compiled": 0, "cache_hits": 0, "corrupt": 0, "modules_written": 0, "m
 _MEMO: dict[str, tuple] = {}
 _LOCK = threading.RLock()
 
-_HEADER = '''# minigraph kernel module (generated; safe to delete: it is rebuilt when missing)
+#: the helpers every kernel module imports (generated code may call them by these names)
+HELPERS = ("check_shape", "maximum", "minimum", "reuse", "sigmoid", "softplus", "tanh32")
+#: the names a kernel module defines before its kernel
+HEADER_NAMES = ("np", "njit", "prange") + HELPERS
+_HEADER = f'''# minigraph kernel module (generated; safe to delete: it is rebuilt when missing)
 import numpy as np
 from numba import njit, prange
-from minigraph.backends.numba.helpers import maximum, minimum, reuse, sigmoid, softplus, tanh32
+from minigraph.backends.numba.helpers import {", ".join(HELPERS)}
 '''
 
 
@@ -150,7 +154,9 @@ class _SafeCache(FunctionCache):
             warnings.warn(f"minigraph: could not write the compile cache ({e})", stacklevel=2)
 
 
-def _module_text(source: str) -> str:
+def _module_text(source: str, parallel: bool) -> str:
+    if not parallel:
+        return _HEADER + "\n\n" + source
     par = source.replace("def kernel(", "def kernel_parallel(", 1)
     return _HEADER + "\n\n" + source + "\n\n" + par
 
@@ -163,15 +169,24 @@ def _import(path: str, name: str):
     return module
 
 
-def build(source: str, fastmath: bool = False, parallel: bool = True) -> tuple:
+def kernel_key(source: str, fastmath: bool = False, parallel: bool = True, boundscheck: bool = False) -> str:
+    """The name under which ``build`` caches the kernel defined in ``source``."""
+    return source_hash(source + f"\n#fastmath={fastmath}" + "\n#boundscheck" * boundscheck) + ("" if parallel else "s")
+
+
+def build(source: str, fastmath: bool = False, parallel: bool = True, env: dict | None = None,
+          name: str = "kernel", boundscheck: bool = False) -> tuple:
     """(serial, parallel) numba dispatchers for the kernel defined in ``source`` (``def
-    kernel``); both compile lazily on first call, from the disk cache when it has them."""
-    key = source_hash(source + f"\n#fastmath={fastmath}")
+    kernel``, or ``def <name>``); both compile lazily on first call, from the disk cache when it
+    has them.  ``env`` adds globals the kernel calls (other dispatchers): the source must name
+    what they are (their ``kernel_key``), since the cache key is the source's hash.
+    ``boundscheck``: indexing out of range raises IndexError (as numpy) instead of reading past."""
+    key = kernel_key(source, fastmath, parallel, boundscheck)
     with _LOCK:
         if key in _MEMO:
             _STATS["memory_hits"] += 1
             return _MEMO[key]
-        text = _module_text(source)
+        text = _module_text(source, parallel)
         directory = os.path.join(cache_dir(), "kernels")
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, f"k_{key}.py")
@@ -185,10 +200,11 @@ def build(source: str, fastmath: bool = False, parallel: bool = True) -> tuple:
             atomic_write(path, data)
             _STATS["modules_written"] += 1
         module = _import(path, f"minigraph_kernel_{key}")
-        opts = dict(error_model="numpy", nogil=True)
+        module.__dict__.update(env or {})
+        opts = dict(error_model="numpy", nogil=True, boundscheck=boundscheck)
         if fastmath:
             opts["fastmath"] = {"reassoc", "nsz", "contract"}
-        serial = numba.njit(**opts)(module.kernel)
+        serial = numba.njit(**opts)(getattr(module, name))
         par = numba.njit(parallel=True, **opts)(module.kernel_parallel) if parallel else serial
         for d in {id(serial): serial, id(par): par}.values():
             d._cache = _SafeCache(d.py_func)

@@ -14,7 +14,8 @@ from minigraph.tensor import elemwise as E
 _IND = "    "
 
 
-def _tuple(items: list[str]) -> str:
+def tuple_expr(items: list[str]) -> str:
+    """``(a, b)``, ``(a,)`` or ``()``: a tuple display of ``items``."""
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
@@ -57,7 +58,7 @@ def elemwise_source(scalar_op, in_types, out_types) -> str:
     if checks:
         lines.append(f"{_IND}if {' or '.join(checks)}:")
         lines.append(f"{_IND}{_IND}raise ValueError('elemwise: input shapes do not match')")
-    shape_t = _tuple([f"n{d}" for d in range(ndim)])
+    shape_t = tuple_expr([f"n{d}" for d in range(ndim)])
     for k in range(nout):
         lines.append(f"{_IND}o{k} = reuse(b{k}, {shape_t})")
     idx = [f"j{d}" for d in range(ndim)]
@@ -71,7 +72,7 @@ def elemwise_source(scalar_op, in_types, out_types) -> str:
     lines += [_IND * depth + s for s in body]
     for k, name in enumerate(outs):
         lines.append(f"{_IND * depth}o{k}[{_index(idx)}] = {name}")
-    lines.append(f"{_IND}return {_tuple([f'o{k}' for k in range(nout)])}")
+    lines.append(f"{_IND}return {tuple_expr([f'o{k}' for k in range(nout)])}")
     return "\n".join(lines) + "\n"
 
 
@@ -138,7 +139,7 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
     else:
         lines.append(f"{_IND}nb = 1")
     acc_dts = [_acc_dtype(k, t.dtype) for k, t in zip(kinds, out_types)]
-    acc_shape = _tuple(["nb"] + [f"n{d}" for d in kept])
+    acc_shape = tuple_expr(["nb"] + [f"n{d}" for d in kept])
     for m, (kind, adt) in enumerate(zip(kinds, acc_dts)):
         lines.append(f"{_IND}a{m} = np.empty({acc_shape}, np.{np.dtype(adt).name})")
         lines.append(f"{_IND}a{m}[:] = {_init_value(kind, adt)}")
@@ -188,7 +189,7 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
         for m, kind in enumerate(kinds):
             lines.append(f"{_IND * init_depth}{_combine(kind, f'a{m}[{acc_idx}]', f's{m}')}")
     # combine the blocks and write the outputs in their dtypes
-    out_shape = _tuple([f"n{d}" for d in kept])
+    out_shape = tuple_expr([f"n{d}" for d in kept])
     for m in range(nout):
         lines.append(f"{_IND}o{m} = reuse(b{m}, {out_shape})")
     depth = 1
@@ -203,7 +204,7 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
         bidx = ", ".join(["q"] + kidx)
         lines.append(f"{_IND * (depth + 1)}{_combine(kind, f'r{m}', f'a{m}[{bidx}]')}")
         lines.append(f"{_IND * depth}o{m}[{_index(kidx)}] = {dtype_ctor(t.dtype)}(r{m})")
-    lines.append(f"{_IND}return {_tuple([f'o{k}' for k in range(nout)])}")
+    lines.append(f"{_IND}return {tuple_expr([f'o{k}' for k in range(nout)])}")
     return "\n".join(lines) + "\n"
 
 
@@ -312,5 +313,5 @@ def vector_source(scalar_op, n_in: int, out_dtypes) -> tuple[str, dict]:
         lines[-1] = f"{_IND}{', '.join(f't{n_in + j}' for j in range(nout))} = " + lines[-1].split(" = ", 1)[1]
         slots += [f"t{n_in + j}" for j in range(1, nout)]
     results = [f"np.asarray({slots[o]}, np.{np.dtype(dt).name})" for o, dt in zip(outs, out_dtypes)]
-    lines.append(f"{_IND}return {results[0] if len(results) == 1 else _tuple(results)}")
+    lines.append(f"{_IND}return {results[0] if len(results) == 1 else tuple_expr(results)}")
     return "\n".join(lines) + "\n", names

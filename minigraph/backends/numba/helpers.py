@@ -40,6 +40,14 @@ def reuse(buf, shape):
     return np.empty(shape, buf.dtype)
 
 
+@njit(cache=True, error_model="numpy")
+def check_shape(x, lengths):
+    """``x``, once its shape is ``lengths`` (a tuple of int64): specify_shape in a compiled driver."""
+    if x.shape != lengths:
+        raise ValueError("specify_shape: the array's shape differs from the shape required")
+    return x
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def tanh32(x):
     """tanh of a float32 with arithmetic only, so that loops calling it vectorize (libm's tanhf

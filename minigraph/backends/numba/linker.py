@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from minigraph.backends.numba import cache
+from minigraph.backends.numba.codegen import tuple_expr
 from minigraph.backends.numba.registry import Inline, Kernel, LowerContext, lookup
 from minigraph.graph.basic import Constant, graph_inputs, toposort
 from minigraph.printing.text import Namer, constant_text, escape
@@ -41,6 +42,29 @@ def num_threads() -> int:
             raise ValueError(f"MINIGRAPH_NUM_THREADS must be an integer, got {env!r}") from None
     numba.set_num_threads(n)
     return n
+
+
+#: a function whose every step compiles has its whole driver compiled too once it is hot: then a
+#: call is one compiled call (no Python between the kernels, a few microseconds instead of about
+#: two per step); that compilation takes a second or so, hence not before this many calls
+COMPILED_DRIVER_CALLS = 16
+#: ...and it runs the calls whose inputs have at most this many elements each: on larger ones the
+#: Python driver's overhead is negligible, and numpy allocates the outputs (fewer page faults)
+COMPILED_DRIVER_MAX_SIZE = PARALLEL_THRESHOLD
+
+
+def compiled_driver_after() -> float:
+    """Calls before the driver is compiled: ``MINIGRAPH_COMPILED_DRIVER`` (a count, or ``off``),
+    else ``COMPILED_DRIVER_CALLS``."""
+    env = os.environ.get("MINIGRAPH_COMPILED_DRIVER")
+    if not env:
+        return COMPILED_DRIVER_CALLS
+    if env.strip().lower() == "off":
+        return float("inf")
+    try:
+        return int(env)
+    except ValueError:
+        raise ValueError(f"MINIGRAPH_COMPILED_DRIVER must be a count of calls or 'off', got {env!r}") from None
 
 
 def _one_line(text: str) -> str:
@@ -124,6 +148,7 @@ class NumbaLinker:
     def _build(self, order, resolve):
         fgraph = self.fgraph
         reserved = {"np", "inputs", "_b", "_c", "_z", "_nt", "_T", "_pc", "_prof", "_guard", "_n", "_keys", "_t0", "_st", "_out"}
+        reserved |= set(cache.HEADER_NAMES)  # the compiled driver's module imports these
         reserved |= {f"_k{i}{s}" for i in range(len(order)) for s in "sp"}
         reserved |= {f"R{i}" for i in range(4 * len(order) + 8)}
         namer = Namer(reserved=reserved)
@@ -160,9 +185,21 @@ class NumbaLinker:
             uses[id(v)] = uses.get(id(v), 0) + 1
         # update outputs that may overwrite their shared variable (marked by the in-place rewrite)
         update_of = {id(outputs[o]): resolve(fgraph.inputs[i]) for o, i in getattr(fgraph, "inplace_updates", ())}
-        ns["_st"] = [0]
+        ns["_st"] = np.zeros(1, np.int64)  # (an array: the compiled driver sets it too)
         ns["_out"] = OutputBuffers()
         kernel_outputs: set[int] = set()
+        # the compiled driver: the same steps as one numba function (None once a step has no
+        # compiled form); what it calls, with each loop's cache key; which variable holds each
+        # buffer after the call
+        jit = [] if self.profile is None and not hooks else None
+        self._jit_blocker = "profiling or checking every node" if jit is None else None
+        jit_calls: dict[str, tuple] = {}
+        holders: dict[str, str] = {}
+
+        def no_jit(reason):
+            nonlocal jit
+            if jit is not None:
+                jit, self._jit_blocker = None, reason
 
         def ref(v):
             v = resolve(v)
@@ -208,18 +245,20 @@ class NumbaLinker:
             if lowered is None:
                 lowered = self._fallback(node, ctx)
             ns.update(ctx.refs)
-            stmts, stores = [], []
+            stmts, stores, jit_stmts = [], [], []
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
             if isinstance(lowered, Kernel):
                 serial, par = cache.build(lowered.source, fastmath=lowered.fastmath, parallel=lowered.parallel)
                 ns[f"_k{k}s"], ns[f"_k{k}p"] = serial, par
-                bufs = []
+                bufs, jit_bufs = [], []
                 for j, o in enumerate(node.outputs):
                     target_in = in_place(node, j, ins, stmts)
                     if target_in is not None:  # written into that input's own buffer
                         bufs.append(ref(target_in))
+                        jit_bufs.append(ref(target_in))
                         continue
                     b, store = buffer(o)
+                    jit_bufs.append(b)  # (the compiled driver allocates the user's outputs itself)
                     if id(o) in out_ids and lowered.out_shapes:  # for the user: allocated by numpy
                         ns["_out"].slots.append([None, None])
                         b = (f"_out({len(ns['_out'].slots) - 1}, {lowered.out_shapes[j].format(**fmt)}, "
@@ -227,7 +266,11 @@ class NumbaLinker:
                     bufs.append(b)
                     if store:
                         stores.append(f"{store} = {namer(o)}")
+                        holders[store] = namer(o)
                 call_args = ", ".join(args + bufs)
+                jit_args = ", ".join(args + jit_bufs)
+                jit_stmts += stmts  # (the flag of an update in place, if any)
+                key = cache.kernel_key(lowered.source, lowered.fastmath, lowered.parallel)
                 if lowered.parallel and nt > 1:
                     work = lowered.work.format(**fmt)
                     stmts += [f"if {work} >= _T:",
@@ -236,6 +279,8 @@ class NumbaLinker:
                               f"    {target} = _k{k}s(1, {call_args})"]
                 else:
                     stmts.append(f"{target} = _k{k}s(1, {call_args})")
+                jit_stmts.append(f"{target} = _k{k}s(1, {jit_args})")  # (small calls only: serial)
+                jit_calls[f"_k{k}s"] = (serial, key)
                 name = f"k{k}"
                 kernel_outputs.update(id(o) for o in node.outputs)
                 self._kernel_sources.append((name, lowered.source))
@@ -253,8 +298,23 @@ class NumbaLinker:
                     fmt[f"b{j}"] = b
                     if store:
                         stores.append(f"{store} = {namer(o)}")
+                        holders[store] = namer(o)
                 expr = lowered.expr.format(**fmt)
+                jit_stmts += stmts  # (the flag of an update in place, if any)
                 stmts.append(f"{', '.join(outs)} = {expr}")
+                if lowered.jit is not None:
+                    jit_stmts.append(f"{', '.join(outs)} = {lowered.jit.format(**fmt)}")
+                elif lowered.kernel is not None and jit is not None:  # a loop, built with the compiled driver
+                    jit_bufs = []
+                    for o in node.outputs:
+                        b, store = buffer(o)
+                        jit_bufs.append(b)
+                        if store:
+                            holders[store] = namer(o)
+                    jit_stmts.append(f"{target} = _k{k}s(1, {', '.join(args + jit_bufs)})")
+                    jit_calls[f"_k{k}s"] = (lowered.kernel, cache.kernel_key(lowered.kernel.source, parallel=False))
+                elif lowered.kernel is None:
+                    no_jit(f"{_one_line(node.op)} (no compiled form)")
                 record = KernelRecord([node], lowered.kind, f"{lowered.kind} {_one_line(node.op)}", lowered.source)
                 if lowered.source:
                     self._kernel_sources.append((f"k{k} (numpy)", lowered.source))
@@ -265,6 +325,8 @@ class NumbaLinker:
                 ns["_n"].append(node)
                 stmts.append(f"_guard(_n[{len(ns['_n']) - 1}], [{', '.join(args)}], [{', '.join(outs)}])")
             body += ["    " + s for s in stmts + stores]
+            if jit is not None:
+                jit += [f"    # {comment}"] + ["    " + s for s in jit_stmts]
             self._records.append(record)
         results = [ref(v) for v in outputs]
         if any("_st[0] = 1" in line for line in body):
@@ -283,6 +345,18 @@ class NumbaLinker:
             body.append("    _prof.function_calls += 1")
         body.append(f"    return [{', '.join(results)}]")
         self._driver_source = "\n".join(body) + "\n"
+        self._jit_source = self._jit = None
+        if jit is not None:
+            slots = [f"_b[{i}]" for i in range(len(ns["_b"]))]
+            head = [f"def driver({', '.join(names + ['_b', '_c', '_z', '_st'])}):"]
+            if any("_st[0] = 1" in line for line in jit):
+                head.append("    _st[0] = 0  # set once a shared value is overwritten in place")
+            tail = [f"    return {tuple_expr(results)}, {tuple_expr([holders.get(s, s) for s in slots])}"]
+            self._jit_source = "\n".join(head + jit + tail) + "\n"
+            # what the driver calls, in its module (the cache key is the module's text)
+            self._jit_keys = "".join(f"# {name}: kernel k_{key}\n" for name, (_, key) in sorted(jit_calls.items()))
+            self._jit_calls = {name: fn for name, (fn, _) in jit_calls.items()}
+            self._calls = 0
         code = compile(self._driver_source, "<minigraph driver>", "exec")
         exec(code, ns)
         self._run = ns["run"]
@@ -320,7 +394,16 @@ class NumbaLinker:
     # --- running ---------------------------------------------------------------------------
 
     def __call__(self, inputs):
+        jit = self._jit
+        if jit is None and self._jit_source is not None:
+            self._calls += 1
+            if self._calls > compiled_driver_after():
+                jit = self._build_jit(inputs)
         try:
+            if jit is not None and max((a.size for a in inputs), default=0) <= COMPILED_DRIVER_MAX_SIZE:
+                buffers = self._ns["_b"]
+                outs, buffers[:] = jit(*inputs, tuple(buffers), self._jit_constants, self._jit_fresh, self._ns["_st"])
+                return list(outs)
             return self._run(inputs)
         except Exception as exc:  # rerun on the reference: its error names the node
             if self._ns["_st"][0]:
@@ -334,6 +417,29 @@ class NumbaLinker:
                               f"the reference interpreter (a length 1 known only at run time?)", stacklevel=3)
             return outs
 
+    def _build_jit(self, inputs):
+        """Compile the driver (once the function is hot): the calling kernels and vector loops
+        compiled for these inputs' types.  A failure leaves the Python driver in charge."""
+        import numba
+
+        try:
+            env = {}
+            for name, fn in self._jit_calls.items():
+                env[name] = cache.build(fn.source, fastmath=fn.fastmath, parallel=False)[0] if isinstance(fn, Kernel) else fn
+            # (indices are checked: an index out of range raises, and the reference names it)
+            jit = cache.build(self._jit_keys + self._jit_source, parallel=False, env=env, name="driver",
+                              boundscheck=True)[0]
+            self._jit_constants, self._jit_fresh = tuple(self._ns["_c"]), tuple(self._ns["_z"])
+            args = list(inputs) + [tuple(self._ns["_b"]), self._jit_constants, self._jit_fresh, self._ns["_st"]]
+            jit.compile(tuple(numba.typeof(a) for a in args))
+        except Exception as exc:
+            self._jit_source, self._jit_blocker = None, f"it failed to compile ({_one_line(exc)[:200]})"
+            warnings.warn(f"numba backend: the compiled driver failed to build ({_one_line(exc)[:200]}); "
+                          f"the Python driver runs this function", stacklevel=3)
+            return None
+        self._jit = jit
+        return jit
+
     def _reference_run(self, inputs):
         if self._reference is None:
             from minigraph.backends.python import PythonLinker
@@ -344,8 +450,15 @@ class NumbaLinker:
     # --- looking at it -----------------------------------------------------------------------
 
     def source(self) -> str:
-        """The driver and every kernel's source."""
+        """The driver, the compiled driver (when the function has one) and every kernel's source."""
         parts = ["# driver: runs the kernels in order", self._driver_source]
+        if self._jit_source is not None:
+            parts += [f"# compiled driver: the same steps compiled, for calls on inputs of up to "
+                      f"{COMPILED_DRIVER_MAX_SIZE} elements once the function has run {compiled_driver_after()} times",
+                      self._jit_source]
+            for name, fn in self._jit_calls.items():
+                if isinstance(fn, Kernel):  # the loops it runs in place of numpy calls
+                    parts.append(f"# {name[1:-1]} (in the compiled driver)\n{fn.source}")
         seen = set()
         for name, src in self._kernel_sources:
             if src in seen:

@@ -97,7 +97,8 @@ def _vector(node, ctx):
     ns = {"np": np, **names}
     exec(compile(src, "<minigraph vector op>", "exec"), ns)
     args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
-    return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src)
+    loop = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
+    return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src, kernel=Kernel(loop, kind="elemwise"))
 
 
 _KINDS = {M.Sum: "add", M.Prod: "mul", M.Max: "max", M.Min: "min"}
@@ -152,7 +153,7 @@ def lower_dimshuffle(node, ctx):
         expr += ".T" if perm == [1, 0] else f".transpose({', '.join(map(str, perm))})"
     if "x" in op.new_order:
         expr += "[" + ", ".join("None" if o == "x" else ":" for o in op.new_order) + "]"
-    return Inline(expr, kind="view")
+    return Inline(expr, kind="view", jit=expr)
 
 
 @register(S.Reshape)
@@ -164,41 +165,44 @@ def _shape_tuple(v):
     return tuple(int(s) for s in v)
 
 
-def _slice_part(p, sym_iter):
+def _slice_part(p, sym_iter, index_of):
     if p == ST.SYM:
-        return f"int({next(sym_iter)})"
+        return index_of(next(sym_iter))
     return "" if p is None else str(int(p))
 
 
 @register(ST.Subtensor)
 def lower_subtensor(node, ctx):
-    sym = iter(f"{{i{k}}}" for k in range(1, len(node.inputs)))
-    parts = []
-    for e in node.op.idx:
-        if isinstance(e, tuple):
-            start, stop, step = (_slice_part(p, sym) for p in e[1:])
-            parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
-        elif e == ST.SYM:
-            parts.append(f"int({next(sym)})")
-        else:
-            parts.append(str(int(e)))
-    index = ", ".join(parts)
-    expr = "{i0}[" + index + "]"
-    if node.outputs[0].ndim == 0:  # an integer index on every axis gives a numpy scalar: keep a 0-d array
-        expr = "np.asarray(" + expr + ")"
-    return Inline(expr, kind="view")
+    def expr(index_of):  # index_of: a symbolic index's input name -> the integer expression
+        sym = iter(f"{{i{k}}}" for k in range(1, len(node.inputs)))
+        parts = []
+        for e in node.op.idx:
+            if isinstance(e, tuple):
+                start, stop, step = (_slice_part(p, sym, index_of) for p in e[1:])
+                parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
+            elif e == ST.SYM:
+                parts.append(index_of(next(sym)))
+            else:
+                parts.append(str(int(e)))
+        text = "{i0}[" + ", ".join(parts) + "]"
+        if node.outputs[0].ndim == 0:  # an integer index on every axis gives a numpy scalar: keep a 0-d array
+            text = "np.asarray(" + text + ")"
+        return text
+
+    return Inline(expr(lambda i: f"int({i})"), kind="view", jit=expr(lambda i: f"{i}[()]"))
 
 
 # --- shapes and small driver-level ops ---------------------------------------------------------
 
 @register(S.Shape)
 def lower_shape(node, ctx):
-    return Inline("np.array({i0}.shape, np.int64)", kind="shape")
+    return Inline("np.array({i0}.shape, np.int64)", kind="shape", jit="np.array({i0}.shape, np.int64)")
 
 
 @register(S.ShapeI)
 def lower_shape_i(node, ctx):
-    return Inline(f"np.array({{i0}}.shape[{int(node.op.i)}], np.int64)", kind="shape")
+    expr = f"np.array({{i0}}.shape[{int(node.op.i)}], np.int64)"
+    return Inline(expr, kind="shape", jit=expr)
 
 
 @register(S.MakeVector)
@@ -210,7 +214,9 @@ def lower_make_vector(node, ctx):
 @register(S.SpecifyShape)
 def lower_specify_shape(node, ctx):
     lengths = "".join(f"{{i{k}}}, " for k in range(1, len(node.inputs)))
-    return Inline(ctx.ref(S.check_shape) + "({i0}, (" + lengths + "))", kind="view")
+    jit_lengths = "".join(f"np.int64({{i{k}}}[()]), " for k in range(1, len(node.inputs)))
+    return Inline(ctx.ref(S.check_shape) + "({i0}, (" + lengths + "))", kind="view",
+                  jit="check_shape({i0}, (" + jit_lengths + "))")
 
 
 @register(M.Dot)

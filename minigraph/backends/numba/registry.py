@@ -17,6 +17,9 @@ still fits, so intermediates are not allocated on every call.  The source may us
 shape arithmetic), formatted with ``{i0}, {i1}, ...`` (input names) and ``{b0}, ...``
 (output buffers, when ``buffers``); ``ctx.ref(obj)`` makes any Python object reachable from
 the expression by a name.  It evaluates to the output (a tuple when the node has several).
+Where the same work can run in compiled code, ``jit`` gives it as an expression numba
+compiles (only ``np``, the helpers and the inputs' names), or ``kernel`` as a loop: a function
+whose every node has one may run its whole driver compiled (see ``linker``).
 """
 from __future__ import annotations
 
@@ -77,6 +80,10 @@ class Inline:
     buffers: bool = False
     #: the Python source of the function the expression calls, when generated (for printing)
     source: str | None = None
+    #: the expression as the compiled driver writes it (numba), when there is one
+    jit: str | None = None
+    #: or a loop doing the same work, which the compiled driver calls instead
+    kernel: Kernel | None = None
 
 
 @dataclass
