@@ -454,3 +454,13 @@ def test_openmp_threads_do_not_spin_unless_asked(given):
     code = "import os, minigraph.backends.numba; print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (given or "PASSIVE")
+
+
+def test_column_sums_round_once(rng):
+    """A sum over axis 0 adds runs of 64 rows in float32 and the runs in float64: within one
+    unit in the last place of the exact sum, where numpy's float32 sum drifts row by row."""
+    x = T.matrix("x")
+    f = mg.function([x], x.sum(axis=0), mode="numba")
+    v = (0.1 + 0.01 * rng.standard_normal((100_000, 3))).astype("float32")
+    exact = v.astype(np.float64).sum(axis=0)
+    assert np.all(np.abs(f(v) - exact) <= np.spacing(exact.astype(np.float32)))

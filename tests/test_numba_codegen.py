@@ -179,11 +179,21 @@ def kernel(nt, i0, b0, b1):
     a1 = np.empty((nb, n1), np.float64)
     a1[:] = np.float64(0.0)
     for blk in prange(nb):
-        for j0 in range(blk * n0 // nb, (blk + 1) * n0 // nb):
-            for j1 in range(n1):
-                t0 = np.float32(i0[j0, j1] * i0[j0, j1])  # sqr
-                a0[blk, j1] += np.float64(i0[j0, j1])
-                a1[blk, j1] += np.float64(t0)
+        p0 = np.empty((n1,), np.float32)
+        p1 = np.empty((n1,), np.float32)
+        lo = blk * n0 // nb
+        hi = (blk + 1) * n0 // nb
+        for r in range(lo, hi, 64):  # a run of rows, summed in float32
+            p0[:] = 0
+            p1[:] = 0
+            for j0 in range(r, min(r + 64, hi)):
+                for j1 in range(n1):
+                    t0 = np.float32(i0[j0, j1] * i0[j0, j1])  # sqr
+                    p0[j1] += i0[j0, j1]
+                    p1[j1] += t0
+            for k1 in range(n1):
+                a0[blk, k1] += np.float64(p0[k1])
+                a1[blk, k1] += np.float64(p1[k1])
     o0 = reuse(b0, (n1,))
     o1 = reuse(b1, (n1,))
     for k1 in range(n1):

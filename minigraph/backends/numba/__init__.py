@@ -33,9 +33,11 @@ Loops are compiled (a serial variant, and a ``prange`` variant used when a kerne
 exceeds ``linker.PARALLEL_THRESHOLD`` elements; ``MINIGRAPH_NUM_THREADS`` sets the threads);
 views, BLAS products (numpy's ``dot`` into reused buffers) and small ops are driver
 expressions; elementwise ops on vectors run as straight-line numpy (compiling a short fused
-program would cost more than it saves; a long one is compiled).  Memory: every intermediate keeps its buffer between calls; results
-for the user are numpy arrays reused only once the user has dropped them; a shared
-variable's update is written into its own buffer where the in-place rewrite marked it safe.
+program would cost more than it saves; a long one is compiled).  A hot function's driver is
+compiled too where every step can be (see ``linker``).  Memory: every intermediate keeps its
+buffer between calls; results for the user are numpy arrays reused only once the user has
+dropped them; a shared variable's update is written into its own buffer where the in-place
+rewrite marked it safe.
 A call that fails in compiled code is rerun on the reference interpreter, which names the
 node (or broadcasts a length 1 known only at run time, as numpy does).
 

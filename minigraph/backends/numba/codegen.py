@@ -81,10 +81,18 @@ _INIT = {"add": 0, "mul": 1}
 
 def _acc_dtype(kind: str, dtype: str) -> str:
     # float32 (and float16) sums and products accumulate in float64: the result is then
-    # rounded once instead of at every step (the kernel is memory-bound, so this is free)
+    # rounded once instead of at every step
     if kind in ("add", "mul") and np.dtype(dtype).kind == "f":
         return "float64"
     return dtype
+
+
+#: rows whose float32 sums add up in float32 before they join the float64 accumulators, when
+#: axis 0 is summed into an array: float64 arithmetic on every element takes twice the
+#: instructions (half the vector width, a conversion each), and a run of 64 rows errs by at
+#: most 64 units in the last place of its terms' magnitude, where numpy's float32 sum over
+#: axis 0 errs by up to one per row
+ROW_RUN = 64
 
 
 def _init_value(kind: str, dtype: str) -> str:
@@ -114,7 +122,8 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
     Loops run in memory order.  When axis 0 is reduced the rows are split into ``nt`` blocks
     reduced in parallel into per-block partial results, added up at the end; otherwise the
     outermost loop is parallel.  Trailing reduced axes accumulate in scalars (vectorized
-    with reassociation, ``fastmath``).
+    with reassociation, ``fastmath``); float32 sums over axis 0 into arrays add up runs of
+    ``ROW_RUN`` rows in float32 before float64.
     """
     ndim = len(in_types[0].shape)
     shapes = [t.shape for t in in_types]
@@ -156,14 +165,28 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
         for m, (kind, adt) in enumerate(zip(kinds, acc_dts)):
             lines.append(f"{_IND * depth}s{m} = {_init_value(kind, adt)}")
 
+    # sums over axis 0 into arrays: float32 runs of rows (see ROW_RUN) in p0, p1...
+    runs = (blocked and not use_scalars and all(k == "add" for k in kinds)
+            and all(adt != t.dtype for adt, t in zip(acc_dts, out_types)))
+    kept_idx = [f"k{d}" for d in kept]
     if blocked:
         lines.append(f"{_IND}for blk in prange(nb):")
         depth += 1
         if use_scalars and tail == 0:
             init_depth = depth
             init_scalars()
-        lines.append(f"{_IND * depth}for j0 in range(blk * n0 // nb, (blk + 1) * n0 // nb):")
-        depth += 1
+        if runs:
+            I = _IND * depth
+            lines += [f"{I}p{m} = np.empty({tuple_expr([f'n{d}' for d in kept])}, np.{np.dtype(t.dtype).name})"
+                      for m, t in enumerate(out_types)]
+            lines += [f"{I}lo = blk * n0 // nb", f"{I}hi = (blk + 1) * n0 // nb",
+                      f"{I}for r in range(lo, hi, {ROW_RUN}):  # a run of rows, summed in float32"]
+            lines += [f"{I}{_IND}p{m}[:] = 0" for m in range(nout)]
+            lines.append(f"{I}{_IND}for j0 in range(r, min(r + {ROW_RUN}, hi)):")
+            depth += 2
+        else:
+            lines.append(f"{_IND * depth}for j0 in range(blk * n0 // nb, (blk + 1) * n0 // nb):")
+            depth += 1
         start = 1
     else:
         lines.append(f"{_IND}blk = 0")
@@ -182,9 +205,19 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
         body, values, _ = program_lines(scalar_op, loads, [t.dtype for t in in_types])
     lines += [_IND * depth + s for s in body]
     for m, (kind, adt) in enumerate(zip(kinds, acc_dts)):
+        if runs:
+            lines.append(f"{_IND * depth}p{m}[{_index([f'j{d}' for d in kept])}] += {values[m]}")
+            continue
         v = f"{dtype_ctor(adt)}({values[m]})"
         target = f"s{m}" if use_scalars else f"a{m}[{acc_idx}]"
         lines.append(f"{_IND * depth}{_combine(kind, target, v)}")
+    if runs:  # the run joins the float64 sums
+        depth = 3
+        for d in kept:
+            lines.append(f"{_IND * depth}for k{d} in range(n{d}):")
+            depth += 1
+        for m in range(nout):
+            lines.append(f"{_IND * depth}a{m}[{', '.join(['blk'] + kept_idx)}] += np.float64(p{m}[{_index(kept_idx)}])")
     if use_scalars:
         for m, kind in enumerate(kinds):
             lines.append(f"{_IND * init_depth}{_combine(kind, f'a{m}[{acc_idx}]', f's{m}')}")

@@ -6,6 +6,10 @@ first.  A generated Python driver runs the kernels in order: it names variables 
 ``mg.printing.listing`` does, shows each node as a comment, keeps one reused buffer per
 intermediate, and picks a kernel's parallel variant when its work is large.
 
+Once the function is hot, the same steps also run as one compiled function (the compiled
+driver), for calls on small inputs, where the Python between kernels would cost as much as the
+kernels themselves; a function with a step that has no compiled form keeps the Python driver.
+
 When a compiled call fails (a shape error, or a length 1 known only at run time that the
 kernels do not broadcast), the call is run again on the reference interpreter: its error names
 the node and the user's line, and a run-time broadcast gets numpy's answer.
