@@ -1,6 +1,8 @@
 """The compiled driver: once a function is hot, a call on small inputs runs its whole driver as
 one numba function.  Checked against the reference interpreter on the same graphs, with its
 tiering, its size limit, its buffers and what keeps a function on the Python driver."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,25 @@ def test_an_index_out_of_range_raises(compiled_now):
     assert f(v, 1) == 2.0 and f(v, -1) == 4.0 and f._thunk._jit is not None
     with pytest.raises(IndexError, match="out of bounds|out of range"):
         f(v, 3)
+
+
+def test_a_driver_that_fails_to_compile_leaves_the_python_driver(compiled_now, monkeypatch, rng):
+    from minigraph.backends.numba import cache
+
+    build = cache.build
+
+    def failing(source, *args, name="kernel", **kw):
+        if name == "driver":
+            raise RuntimeError("no compiler today")
+        return build(source, *args, name=name, **kw)
+
+    monkeypatch.setattr(cache, "build", failing)
+    x = T.matrix("x")
+    f = mg.function([x], T.exp(x).sum(axis=0), mode="numba")
+    v = rng.standard_normal((3, 4)).astype("float32")
+    with pytest.warns(UserWarning, match="compiled driver failed to build"):
+        np.testing.assert_allclose(f(v), np.exp(v).sum(axis=0), rtol=1e-5)
+    assert f._thunk._jit is None and "no compiler today" in f._thunk._jit_blocker
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second attempt
+        np.testing.assert_allclose(f(v), np.exp(v).sum(axis=0), rtol=1e-5)
