@@ -196,6 +196,7 @@ class NumbaLinker:
         # compiled form); what it calls, with each loop's cache key; which variable holds each
         # buffer after the call
         jit = [] if self.profile is None and not hooks else None
+        self._jit_after = compiled_driver_after()
         self._jit_blocker = "profiling or checking every node" if jit is None else None
         jit_calls: dict[str, tuple] = {}
         holders: dict[str, str] = {}
@@ -401,7 +402,7 @@ class NumbaLinker:
         jit = self._jit
         if jit is None and self._jit_source is not None:
             self._calls += 1
-            if self._calls > compiled_driver_after():
+            if self._calls > self._jit_after:
                 jit = self._build_jit(inputs)
         try:
             if jit is not None and max((a.size for a in inputs), default=0) <= COMPILED_DRIVER_MAX_SIZE:
@@ -422,8 +423,8 @@ class NumbaLinker:
             return outs
 
     def _build_jit(self, inputs):
-        """Compile the driver (once the function is hot): the calling kernels and vector loops
-        compiled for these inputs' types.  A failure leaves the Python driver in charge."""
+        """Compile the driver (once the function is hot), with the kernels it calls, for these
+        inputs' types.  A failure leaves the Python driver in charge."""
         import numba
 
         try:
@@ -458,7 +459,7 @@ class NumbaLinker:
         parts = ["# driver: runs the kernels in order", self._driver_source]
         if self._jit_source is not None:
             parts += [f"# compiled driver: the same steps compiled, for calls on inputs of up to "
-                      f"{COMPILED_DRIVER_MAX_SIZE} elements once the function has run {compiled_driver_after()} times",
+                      f"{COMPILED_DRIVER_MAX_SIZE} elements once the function has run {self._jit_after} times",
                       self._jit_source]
             for name, fn in self._jit_calls.items():
                 if isinstance(fn, Kernel):  # the loops it runs in place of numpy calls
