@@ -2,6 +2,7 @@
 one numba function.  Checked against the reference interpreter on the same graphs, with its
 tiering, its size limit, its buffers and what keeps a function on the Python driver."""
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -165,3 +166,18 @@ def test_a_driver_that_fails_to_compile_leaves_the_python_driver(compiled_now, m
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second attempt
         np.testing.assert_allclose(f(v), np.exp(v).sum(axis=0), rtol=1e-5)
+
+
+def test_results_let_go_of_are_reused(compiled_now, rng):
+    x = T.matrix("x")
+    f = mg.function([x], T.tanh(x) * 2, mode="numba")
+    v = rng.standard_normal((3, 4)).astype("float32")
+    first = f(v)
+    was_first = weakref.ref(first)
+    held = f(v)  # the first result is still held: a new array
+    assert f._thunk._jit is not None and held is not first
+    del first
+    again = f(v)  # the first one let go of: the same array serves again
+    assert again is was_first() and again is not held
+    np.testing.assert_allclose(again, np.tanh(v) * 2, rtol=1e-6)
+    np.testing.assert_allclose(held, np.tanh(v) * 2, rtol=1e-6)

@@ -98,6 +98,20 @@ class OutputBuffers:
         pair[0], pair[1] = pair[1], a
         return a
 
+    def free(self, m: int, default: np.ndarray) -> np.ndarray:
+        """An array of slot ``m`` that the user has let go of (for a kernel to reuse if the shape
+        fits: the compiled driver's way), else ``default``."""
+        for a in self.slots[m]:
+            if a is not None and sys.getrefcount(a) == 3:  # the slot, ``a``, getrefcount's argument
+                return a
+        return default
+
+    def keep(self, m: int, a: np.ndarray) -> None:
+        """Remember ``a``, just handed to the user, in slot ``m``."""
+        pair = self.slots[m]
+        if a is not pair[0] and a is not pair[1]:
+            pair[0], pair[1] = pair[1], a
+
 
 class KernelRecord:
     """One kernel of a compiled function: its nodes, kind, name and source (for printing)."""
@@ -215,10 +229,13 @@ class NumbaLinker:
                 return const_slots[id(v)]
             return namer(v)
 
+        z_outputs = []  # the output each _z entry is for
+
         def buffer(v):
             arr = np.empty((0,) * v.type.ndim, dtype=v.type.dtype)
             if id(v) in out_ids:  # outputs go to the user: always a fresh array
                 ns["_z"].append(arr)
+                z_outputs.append(v)
                 return f"_z[{len(ns['_z']) - 1}]", None
             ns["_b"].append(arr)
             slot = f"_b[{len(ns['_b']) - 1}]"
@@ -362,6 +379,11 @@ class NumbaLinker:
             self._jit_keys = "".join(f"# {name}: kernel k_{key}\n" for name, (_, key) in sorted(jit_calls.items()))
             self._jit_calls = {name: fn for name, (fn, _) in jit_calls.items()}
             self._calls = 0
+            # the user's outputs are reused as in the Python driver (once let go of): each _z
+            # entry's position among the results, and the arrays handed out from it
+            self._jit_results = [next(i for i, o in enumerate(outputs) if o is v) for v in z_outputs]
+            self._jit_out = OutputBuffers()
+            self._jit_out.slots = [[None, None] for _ in z_outputs]
         code = compile(self._driver_source, "<minigraph driver>", "exec")
         exec(code, ns)
         self._run = ns["run"]
@@ -406,8 +428,11 @@ class NumbaLinker:
                 jit = self._build_jit(inputs)
         try:
             if jit is not None and max((a.size for a in inputs), default=0) <= COMPILED_DRIVER_MAX_SIZE:
-                buffers = self._ns["_b"]
-                outs, buffers[:] = jit(*inputs, tuple(buffers), self._jit_constants, self._jit_fresh, self._ns["_st"])
+                buffers, out = self._ns["_b"], self._jit_out
+                fresh = tuple(out.free(m, z) for m, z in enumerate(self._jit_fresh))
+                outs, buffers[:] = jit(*inputs, tuple(buffers), self._jit_constants, fresh, self._ns["_st"])
+                for m, i in enumerate(self._jit_results):
+                    out.keep(m, outs[i])
                 return list(outs)
             return self._run(inputs)
         except Exception as exc:  # rerun on the reference: its error names the node
