@@ -52,8 +52,8 @@ def num_threads() -> int:
 #: call is one compiled call (no Python between the kernels, a few microseconds instead of about
 #: two per step); that compilation takes a second or so, hence not before this many calls
 COMPILED_DRIVER_CALLS = 16
-#: ...and it runs the calls whose inputs have at most this many elements each: on larger ones the
-#: Python driver's overhead is negligible, and numpy allocates the outputs (fewer page faults)
+#: ...and it runs the calls whose inputs have at most this many elements each (its kernels run
+#: serially): on larger ones the Python driver's overhead is negligible, and its kernels parallel
 COMPILED_DRIVER_MAX_SIZE = PARALLEL_THRESHOLD
 
 
