@@ -171,7 +171,8 @@ def _import(path: str, name: str):
 
 def kernel_key(source: str, fastmath: bool = False, parallel: bool = True, boundscheck: bool = False) -> str:
     """The name under which ``build`` caches the kernel defined in ``source``."""
-    return source_hash(source + f"\n#fastmath={fastmath}" + "\n#boundscheck" * boundscheck) + ("" if parallel else "s")
+    options = f"\n#fastmath={fastmath}" + ("\n#boundscheck" if boundscheck else "")
+    return source_hash(source + options) + ("" if parallel else "s")
 
 
 def build(source: str, fastmath: bool = False, parallel: bool = True, env: dict | None = None,
