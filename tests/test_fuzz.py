@@ -55,10 +55,10 @@ def _close(got, want, what, prog):
 
 
 def _run_both(prog, mode_a, mode_b, rewrites_a="fast_run", rewrites_b="fast_run", dtype="float32",
-              static_ones=False, parallel=False):
+              static_ones=False, parallel=False, compiled_driver=False):
     inputs, outputs, grads, _, _, values = _with_grads(prog, dtype, static_ones=static_ones)
     everything = outputs + grads
-    with _parallel_kernels(parallel):
+    with _parallel_kernels(parallel), _compiled_driver(compiled_driver):
         fa = mg.function(inputs, everything, mode=mode_a, rewrites=rewrites_a, on_unused_input="ignore")
     fb = mg.function(inputs, everything, mode=mode_b, rewrites=rewrites_b, on_unused_input="ignore")
     with warnings.catch_warnings():
@@ -89,6 +89,23 @@ def _parallel_kernels(on: bool):
         linker.PARALLEL_THRESHOLD = old
 
 
+@contextlib.contextmanager
+def _compiled_driver(on: bool):
+    """With ``on``, a numba function built inside compiles its whole driver at its first call
+    (where every step has a compiled form)."""
+    old = os.environ.get("MINIGRAPH_COMPILED_DRIVER")
+    if on:
+        os.environ["MINIGRAPH_COMPILED_DRIVER"] = "0"
+    try:
+        yield
+    finally:
+        if on:
+            if old is None:
+                del os.environ["MINIGRAPH_COMPILED_DRIVER"]
+            else:
+                os.environ["MINIGRAPH_COMPILED_DRIVER"] = old
+
+
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "python"] or
                          [pytest.param("numba", marks=pytest.mark.skip(reason="no numba backend yet"))])
 @pytest.mark.filterwarnings("ignore:.*parallel=True.*no transformation for parallel")
@@ -99,12 +116,13 @@ def test_backend_matches_python_reference(mode, prog):
     """(a) outputs and gradients of every backend equal the python reference's, either with
     every length 1 static (the compiled kernels must run), or with lengths 1 known only at
     run time (a backend may fall back to the reference there, but must be right).  The
-    first kind runs the numba kernels' parallel variants, the second their serial ones.  Each
-    example runs one kind (by its seed's parity), to halve the compile time."""
+    first kind runs the numba kernels' parallel variants, the second their serial ones in the
+    compiled driver where the graph has one.  Each example runs one kind (by its seed's
+    parity), to halve the compile time."""
     if prog.seed % 2 == 0:
         _run_both(prog, mode, "python", static_ones=True, parallel=True)
     else:
-        _run_both(prog, mode, "python")
+        _run_both(prog, mode, "python", compiled_driver=True)
 
 
 @bounded

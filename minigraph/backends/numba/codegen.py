@@ -6,6 +6,8 @@ names the graph's variables.
 """
 from __future__ import annotations
 
+import keyword
+
 import numpy as np
 
 from minigraph.backends.numba.scalar import dtype_ctor, literal, program_lines
@@ -329,10 +331,14 @@ def vector_source(scalar_op, n_in: int, out_dtypes) -> tuple[str, dict]:
     names: dict = {}
     by_op: dict = {}
 
+    counts: dict[str, int] = {}
+
     def name_of(op):
         if op not in by_op:
             base = type(op).__name__.lower()
-            k = sum(1 for n in by_op.values() if n.split("_")[0] == base)
+            if keyword.iskeyword(base) or base == "np":  # And, Or, Not: not names in Python
+                base += "_op"
+            k = counts[base] = counts.get(base, -1) + 1
             by_op[op] = base if k == 0 else f"{base}_{k}"
             names[by_op[op]] = op.impl
         return by_op[op]
