@@ -464,3 +464,20 @@ def test_column_sums_round_once(rng):
     v = (0.1 + 0.01 * rng.standard_normal((100_000, 3))).astype("float32")
     exact = v.astype(np.float64).sum(axis=0)
     assert np.all(np.abs(f(v) - exact) <= np.spacing(exact.astype(np.float32)))
+
+
+def test_vector_programs_with_logical_ops(rng, monkeypatch):
+    """And / Or steps of a fused program on vectors get names Python accepts (``and`` is a
+    keyword) in the generated numpy function and the compiled driver's loop alike."""
+    from minigraph.tensor import elemwise as E
+
+    x, y = T.vector("x"), T.vector("y")
+    both_positive = E.Elemwise(E.And())(T.gt(x, 0), T.gt(y, 0))
+    either_positive = E.Elemwise(E.Or())(T.gt(x, 0), T.gt(y, 0))
+    values = [rng.standard_normal(9).astype("float32"), rng.standard_normal(9).astype("float32")]
+    want = [(values[0] > 0) & (values[1] > 0), (values[0] > 0) | (values[1] > 0)]
+    for setting in ("off", "0"):
+        monkeypatch.setenv("MINIGRAPH_COMPILED_DRIVER", setting)
+        f = mg.function([x, y], [both_positive, either_positive], mode="numba")
+        for got, w in zip(f(*values), want):
+            np.testing.assert_array_equal(got, w)
