@@ -417,6 +417,16 @@ def _compile_kernel_source():
     return f"# {k.label}: {k.name[:100]}\n" + k.source.rstrip()
 
 
+@block("compile_compiled_driver", "python")
+def _compile_compiled_driver():
+    _, f = compiled_step()
+    src = f.source()
+    start = src.find("# compiled driver")
+    if start < 0:
+        return "# (no compiled driver: the numba backend is not available)"
+    return src[start:src.index("\n# ", start + 1)].rstrip()
+
+
 @block("measured_profile")
 def _measured_profile():
     ex = bn_example(COMPILE_SHAPE)
