@@ -76,6 +76,20 @@ def test_the_driver_compiles_once_the_function_is_hot(monkeypatch, rng):
         mg.function([x], T.exp(x) * 4, mode="numba")
 
 
+def test_only_small_calls_count_towards_compiling(monkeypatch, rng):
+    monkeypatch.setenv("MINIGRAPH_COMPILED_DRIVER", "1")
+    monkeypatch.setattr(linker, "COMPILED_DRIVER_MAX_SIZE", 20)
+    x = T.matrix("x")
+    f = mg.function([x], T.tanh(x) + 1, mode="numba")
+    large, small = rng.standard_normal((6, 5)).astype("float32"), rng.standard_normal((2, 5)).astype("float32")
+    for _ in range(3):
+        f(large)
+    f(small)
+    assert f._thunk._jit is None  # the large calls would never have used it
+    np.testing.assert_allclose(f(small), np.tanh(small) + 1, rtol=1e-6)
+    assert f._thunk._jit is not None
+
+
 def test_large_calls_run_the_python_driver(compiled_now, monkeypatch, rng):
     monkeypatch.setattr(linker, "COMPILED_DRIVER_MAX_SIZE", 20)
     x = T.matrix("x")

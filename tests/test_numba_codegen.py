@@ -54,7 +54,7 @@ def run(inputs):
     c, = _k1s(1, x, a, b, _out(0, (x.shape[0], x.shape[1]), np.float32))
     return [c]
 
-# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements once the function has run 16 times
+# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements, after 16 such calls
 def driver(x, b, w, _b, _c, _z, _st):
     # a = dimshuffle{x,x}(w) :: float32[1, 1]
     a = w[None, None]
@@ -112,7 +112,7 @@ def run(inputs):
         n, = _k11s(1, x, i, j, k, l, m, _out(0, (x.shape[0], x.shape[1]), np.float32))
     return [n]
 
-# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements once the function has run 16 times
+# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements, after 16 such calls
 def driver(x, gamma, beta, _b, _c, _z, _st):
     # a, b = fused_reduce{axis=0; add(i0); add(sqr(i0))}(x) :: float32[?], float32[?]
     a, b = _k0s(1, x, _b[0], _b[1])
@@ -252,7 +252,7 @@ def run(inputs):
     a, = _k0s(1, x, m, _out(0, (x.shape[1],), np.float32))
     return [a]
 
-# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements once the function has run 16 times
+# compiled driver: the same steps compiled, for calls on inputs of up to 262144 elements, after 16 such calls
 def driver(x, m, _b, _c, _z, _st):
     # a = fused_reduce{axis=0,2,3; add(sqr(sub(i0, i1)))}(x, m) :: float32[?]
     a, = _k0s(1, x, m, _z[0])

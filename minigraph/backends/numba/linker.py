@@ -50,7 +50,7 @@ def num_threads() -> int:
 
 #: a function whose every step compiles has its whole driver compiled too once it is hot: then a
 #: call is one compiled call (no Python between the kernels, a few microseconds instead of about
-#: two per step); that compilation takes a second or so, hence not before this many calls
+#: two per step); that compilation takes a second or so, hence not before this many (small) calls
 COMPILED_DRIVER_CALLS = 16
 #: ...and it runs the calls whose inputs have at most this many elements each (its kernels run
 #: serially): on larger ones the Python driver's overhead is negligible, and its kernels parallel
@@ -422,12 +422,14 @@ class NumbaLinker:
 
     def __call__(self, inputs):
         jit = self._jit
-        if jit is None and self._jit_source is not None:
+        # only calls the compiled driver would run count towards compiling it
+        small = self._jit_source is not None and max((a.size for a in inputs), default=0) <= COMPILED_DRIVER_MAX_SIZE
+        if small and jit is None:
             self._calls += 1
             if self._calls > self._jit_after:
                 jit = self._build_jit(inputs)
         try:
-            if jit is not None and max((a.size for a in inputs), default=0) <= COMPILED_DRIVER_MAX_SIZE:
+            if small and jit is not None:
                 buffers, out = self._ns["_b"], self._jit_out
                 fresh = tuple(out.free(m, z) for m, z in enumerate(self._jit_fresh))
                 outs, buffers[:] = jit(*inputs, tuple(buffers), self._jit_constants, fresh, self._ns["_st"])
@@ -484,7 +486,7 @@ class NumbaLinker:
         parts = ["# driver: runs the kernels in order", self._driver_source]
         if self._jit_source is not None:
             parts += [f"# compiled driver: the same steps compiled, for calls on inputs of up to "
-                      f"{COMPILED_DRIVER_MAX_SIZE} elements once the function has run {self._jit_after} times",
+                      f"{COMPILED_DRIVER_MAX_SIZE} elements, after {self._jit_after} such calls",
                       self._jit_source]
             for name, fn in self._jit_calls.items():
                 if isinstance(fn, Kernel):  # the loops it runs in place of numpy calls
