@@ -195,3 +195,14 @@ def test_results_let_go_of_are_reused(compiled_now, rng):
     assert again is was_first() and again is not held
     np.testing.assert_allclose(again, np.tanh(v) * 2, rtol=1e-6)
     np.testing.assert_allclose(held, np.tanh(v) * 2, rtol=1e-6)
+
+
+def test_vector_updates_are_written_in_place(compiled_now):
+    v = T.vector("v")
+    s = mg.shared(np.zeros(3, "float32"), name="s")
+    step = mg.function([v], [], updates=[(s, s - 0.5 * v)], mode="numba")
+    before = s._value
+    step(np.ones(3, "float32"))
+    step(np.ones(3, "float32"))
+    assert step._thunk._jit is not None and s._value is before  # the update wrote into its array
+    np.testing.assert_array_equal(s.get_value(), -1.0)

@@ -328,7 +328,11 @@ class NumbaLinker:
                     jit_stmts.append(f"{', '.join(outs)} = {lowered.jit.format(**fmt)}")
                 elif lowered.kernel is not None and jit is not None:  # a loop, built with the compiled driver
                     jit_bufs = []
-                    for o in node.outputs:
+                    for j, o in enumerate(node.outputs):
+                        target_in = in_place(node, j, ins, jit_stmts)  # (a shared variable's update)
+                        if target_in is not None:
+                            jit_bufs.append(ref(target_in))
+                            continue
                         b, store = buffer(o)
                         jit_bufs.append(b)
                         if store:
