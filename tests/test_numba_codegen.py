@@ -60,7 +60,7 @@ def driver(x, b, w, _b, _c, _z, _st):
     a = w[None, None]
     # c = composite{tanh(add(mul(i0, i1), i2))}(x, a, b) :: float32[?, ?]
     c, = _k1s(1, x, a, b, _z[0])
-    return (c,), ()
+    return (c,), None
 
 # k1
 def kernel(nt, i0, i1, i2, b0):
@@ -138,7 +138,9 @@ def driver(x, gamma, beta, _b, _c, _z, _st):
     m = f[None, :]
     # n = composite{add(mul(mul(sub(i0, i1), truediv(i2, i5)), i3), i4)}(x, i, j, k, l, m) :: float32[?, ?]
     n, = _k11s(1, x, i, j, k, l, m, _z[0])
-    return (n,), (a, b, e, g, h)
+    if a.ctypes.data != _b[0].ctypes.data or b.ctypes.data != _b[1].ctypes.data or e.ctypes.data != _b[2].ctypes.data or g.ctypes.data != _b[3].ctypes.data or h.ctypes.data != _b[4].ctypes.data:
+        return (n,), (a, b, e, g, h)
+    return (n,), None
 
 # k3 (in the compiled driver)
 def kernel(nt, i0, b0):
@@ -256,7 +258,7 @@ def run(inputs):
 def driver(x, m, _b, _c, _z, _st):
     # a = fused_reduce{axis=0,2,3; add(sqr(sub(i0, i1)))}(x, m) :: float32[?]
     a, = _k0s(1, x, m, _z[0])
-    return (a,), ()
+    return (a,), None
 
 # k0
 def kernel(nt, i0, i1, b0):

@@ -377,12 +377,17 @@ class NumbaLinker:
             head = [f"def driver({', '.join(names + ['_b', '_c', '_z', '_st'])}):"]
             if any("_st[0] = 1" in line for line in jit):
                 head.append("    _st[0] = 0  # set once a shared value is overwritten in place")
-            tail = [f"    return {tuple_expr(results)}, {tuple_expr([holders.get(s, s) for s in slots])}"]
+            # the buffers go back to Python only when a kernel replaced one (a new shape)
+            moved = [f"{holders[s]}.ctypes.data != {s}.ctypes.data" for s in slots if s in holders]
+            tail = ([f"    if {' or '.join(moved)}:",
+                     f"        return {tuple_expr(results)}, {tuple_expr([holders.get(s, s) for s in slots])}"]
+                    if moved else [])
+            tail.append(f"    return {tuple_expr(results)}, None")
             self._jit_source = "\n".join(head + jit + tail) + "\n"
             # what the driver calls, in its module (the cache key is the module's text)
             self._jit_keys = "".join(f"# {name}: kernel k_{key}\n" for name, (_, key) in sorted(jit_calls.items()))
             self._jit_calls = {name: fn for name, (fn, _) in jit_calls.items()}
-            self._calls = 0
+            self._calls, self._jit_buffers = 0, None
             # the user's outputs are reused as in the Python driver (once let go of): each _z
             # entry's position among the results, and the arrays handed out from it
             self._jit_results = [next(i for i, o in enumerate(outputs) if o is v) for v in z_outputs]
@@ -434,12 +439,17 @@ class NumbaLinker:
                 jit = self._build_jit(inputs)
         try:
             if small and jit is not None:
-                buffers, out = self._ns["_b"], self._jit_out
+                out, buffers = self._jit_out, self._jit_buffers
+                if buffers is None:
+                    buffers = self._jit_buffers = tuple(self._ns["_b"])
                 fresh = tuple(out.free(m, z) for m, z in enumerate(self._jit_fresh))
-                outs, buffers[:] = jit(*inputs, tuple(buffers), self._jit_constants, fresh, self._ns["_st"])
+                outs, moved = jit(*inputs, buffers, self._jit_constants, fresh, self._ns["_st"])
+                if moved is not None:
+                    self._ns["_b"][:] = self._jit_buffers = moved
                 for m, i in enumerate(self._jit_results):
                     out.keep(m, outs[i])
                 return list(outs)
+            self._jit_buffers = None  # the Python driver may replace buffers
             return self._run(inputs)
         except Exception as exc:  # rerun on the reference: its error names the node
             if self._ns["_st"][0]:
