@@ -84,25 +84,19 @@ class OutputBuffers:
         self.slots: list[list] = []
 
     def __call__(self, m: int, shape: tuple, dtype) -> np.ndarray:
-        pair = self.slots[m]
-        for k in (0, 1):
-            a = pair[k]
-            if a is None:
-                a = pair[k] = np.empty(shape, dtype)
-                return a
-            # references: the slot, ``a`` and getrefcount's argument; any more (the user's
-            # variable, a view, a shared variable holding it) and the array is not ours
-            if sys.getrefcount(a) == 3 and a.shape == shape:
-                return a
-        a = np.empty(shape, dtype)
-        pair[0], pair[1] = pair[1], a
+        a = self.free(m, None)
+        if a is None or a.shape != shape:
+            a = np.empty(shape, dtype)
+            self.keep(m, a)
         return a
 
     def free(self, m: int, default: np.ndarray) -> np.ndarray:
-        """An array of slot ``m`` that the user has let go of (for a kernel to reuse if the shape
-        fits: the compiled driver's way), else ``default``."""
+        """An array of slot ``m`` that the user has let go of (the compiled driver hands it to a
+        kernel, which reuses it if the shape fits), else ``default``."""
         for a in self.slots[m]:
-            if a is not None and sys.getrefcount(a) == 3:  # the slot, ``a``, getrefcount's argument
+            # references: the slot, ``a`` and getrefcount's argument; any more (the user's
+            # variable, a view, a shared variable holding it) and the array is not ours
+            if a is not None and sys.getrefcount(a) == 3:
                 return a
         return default
 
@@ -207,8 +201,8 @@ class NumbaLinker:
         ns["_out"] = OutputBuffers()
         kernel_outputs: set[int] = set()
         # the compiled driver: the same steps as one numba function (None once a step has no
-        # compiled form); what it calls, with each loop's cache key; which variable holds each
-        # buffer after the call
+        # compiled form); the loops it calls (name -> (Kernel, whether built with a parallel
+        # variant)); which variable holds each buffer after the call
         jit = [] if self.profile is None and not hooks else None
         self._jit_after = compiled_driver_after()
         self._jit_blocker = "profiling or checking every node" if jit is None else None
@@ -292,7 +286,6 @@ class NumbaLinker:
                 call_args = ", ".join(args + bufs)
                 jit_args = ", ".join(args + jit_bufs)
                 jit_stmts += stmts  # (the flag of an update in place, if any)
-                key = cache.kernel_key(lowered.source, lowered.fastmath, lowered.parallel)
                 if lowered.parallel and nt > 1:
                     work = lowered.work.format(**fmt)
                     stmts += [f"if {work} >= _T:",
@@ -302,7 +295,7 @@ class NumbaLinker:
                 else:
                     stmts.append(f"{target} = _k{k}s(1, {call_args})")
                 jit_stmts.append(f"{target} = _k{k}s(1, {jit_args})")  # (small calls only: serial)
-                jit_calls[f"_k{k}s"] = (serial, key)
+                jit_calls[f"_k{k}s"] = (lowered, lowered.parallel)
                 name = f"k{k}"
                 kernel_outputs.update(id(o) for o in node.outputs)
                 self._kernel_sources.append((name, lowered.source))
@@ -338,7 +331,7 @@ class NumbaLinker:
                         if store:
                             holders[store] = namer(o)
                     jit_stmts.append(f"{target} = _k{k}s(1, {', '.join(args + jit_bufs)})")
-                    jit_calls[f"_k{k}s"] = (lowered.kernel, cache.kernel_key(lowered.kernel.source, parallel=False))
+                    jit_calls[f"_k{k}s"] = (lowered.kernel, False)
                 elif lowered.kernel is None:
                     no_jit(f"{_one_line(node.op)} (no compiled form)")
                 record = KernelRecord([node], lowered.kind, f"{lowered.kind} {_one_line(node.op)}", lowered.source)
@@ -384,9 +377,7 @@ class NumbaLinker:
                     if moved else [])
             tail.append(f"    return {tuple_expr(results)}, None")
             self._jit_source = "\n".join(head + jit + tail) + "\n"
-            # what the driver calls, in its module (the cache key is the module's text)
-            self._jit_keys = "".join(f"# {name}: kernel k_{key}\n" for name, (_, key) in sorted(jit_calls.items()))
-            self._jit_calls = {name: fn for name, (fn, _) in jit_calls.items()}
+            self._jit_calls = jit_calls
             self._calls, self._jit_buffers = 0, None
             # the user's outputs are reused as in the Python driver (once let go of): each _z
             # entry's position among the results, and the arrays handed out from it
@@ -469,12 +460,14 @@ class NumbaLinker:
         import numba
 
         try:
-            env = {}
-            for name, fn in self._jit_calls.items():
-                env[name] = cache.build(fn.source, fastmath=fn.fastmath, parallel=False)[0] if isinstance(fn, Kernel) else fn
+            # the loops it calls (the Python driver's are built already: found in memory), and
+            # their cache keys in its module, since a module's cache key is its text
+            env = {name: cache.build(k.source, fastmath=k.fastmath, parallel=par)[0]
+                   for name, (k, par) in self._jit_calls.items()}
+            keys = "".join(f"# {name}: kernel k_{cache.kernel_key(k.source, k.fastmath, par)}\n"
+                           for name, (k, par) in sorted(self._jit_calls.items()))
             # (indices are checked: an index out of range raises, and the reference names it)
-            jit = cache.build(self._jit_keys + self._jit_source, parallel=False, env=env, name="driver",
-                              boundscheck=True)[0]
+            jit = cache.build(keys + self._jit_source, parallel=False, env=env, name="driver", boundscheck=True)[0]
             self._jit_constants, self._jit_fresh = tuple(self._ns["_c"]), tuple(self._ns["_z"])
             args = list(inputs) + [tuple(self._ns["_b"]), self._jit_constants, self._jit_fresh, self._ns["_st"]]
             jit.compile(tuple(numba.typeof(a) for a in args))
@@ -502,9 +495,10 @@ class NumbaLinker:
             parts += [f"# compiled driver: the same steps compiled, for calls on inputs of up to "
                       f"{COMPILED_DRIVER_MAX_SIZE} elements, after {self._jit_after} such calls",
                       self._jit_source]
-            for name, fn in self._jit_calls.items():
-                if isinstance(fn, Kernel):  # the loops it runs in place of numpy calls
-                    parts.append(f"# {name[1:-1]} (in the compiled driver)\n{fn.source}")
+            shown = {src for _, src in self._kernel_sources}
+            for name, (k, _) in self._jit_calls.items():
+                if k.source not in shown:  # the loops it runs in place of numpy calls
+                    parts.append(f"# {name[1:-1]} (in the compiled driver)\n{k.source}")
         seen = set()
         for name, src in self._kernel_sources:
             if src in seen:
