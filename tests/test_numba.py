@@ -466,6 +466,28 @@ def test_column_sums_round_once(rng):
     assert np.all(np.abs(f(v) - exact) <= np.spacing(exact.astype(np.float32)))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_column_sums_count_every_row_once(rng, monkeypatch, threads):
+    """Column sums take rows two at a time within runs of 64, then the odd row: on small
+    integers (exact in float32) every row count around those steps, in one or two blocks of
+    rows, with a fused producer and kept axes after the first, gives numpy's sums exactly."""
+    import numba
+
+    from minigraph.backends.numba import linker
+
+    if numba.config.NUMBA_NUM_THREADS < threads:
+        pytest.skip("one thread only")
+    monkeypatch.setenv("MINIGRAPH_NUM_THREADS", str(threads))
+    monkeypatch.setattr(linker, "PARALLEL_THRESHOLD", 1)  # two threads: two blocks of rows
+    x, y = T.ftensor3("x"), T.ftensor3("y")
+    f = mg.function([x, y], [x.sum(axis=0), (x * y + 1).sum(axis=0)], mode="numba")
+    for rows in (1, 2, 3, 63, 64, 65, 66, 129, 131):
+        xv, yv = (rng.integers(-4, 5, (rows, 3, 5)).astype("float32") for _ in range(2))
+        sums, products = f(xv, yv)
+        np.testing.assert_array_equal(sums, xv.sum(axis=0), err_msg=f"{rows} rows")
+        np.testing.assert_array_equal(products, (xv * yv + 1).sum(axis=0), err_msg=f"{rows} rows")
+
+
 def test_vector_programs_with_logical_ops(rng, monkeypatch):
     """And / Or steps of a fused program on vectors get names Python accepts (``and`` is a
     keyword) in the generated numpy function and the compiled driver's loop alike."""

@@ -188,10 +188,17 @@ def kernel(nt, i0, b0, b1):
         for r in range(lo, hi, 64):  # a run of rows, summed in float32
             p0[:] = 0
             p1[:] = 0
-            for j0 in range(r, min(r + 64, hi)):
+            e = min(r + 64, hi)
+            for j0 in range(r, e - 1, 2):  # two rows a step
                 for j1 in range(n1):
                     t0 = np.float32(i0[j0, j1] * i0[j0, j1])  # sqr
-                    p0[j1] += i0[j0, j1]
+                    u0 = np.float32(i0[j0 + 1, j1] * i0[j0 + 1, j1])  # sqr
+                    p0[j1] += i0[j0, j1] + i0[j0 + 1, j1]
+                    p1[j1] += t0 + u0
+            if (e - r) % 2:  # and the odd row
+                for j1 in range(n1):
+                    t0 = np.float32(i0[e - 1, j1] * i0[e - 1, j1])  # sqr
+                    p0[j1] += i0[e - 1, j1]
                     p1[j1] += t0
             for k1 in range(n1):
                 a0[blk, k1] += np.float64(p0[k1])

@@ -171,55 +171,68 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
     runs = (blocked and not use_scalars and all(k == "add" for k in kinds)
             and all(adt != t.dtype for adt, t in zip(acc_dts, out_types)))
     kept_idx = [f"k{d}" for d in kept]
-    if blocked:
-        lines.append(f"{_IND}for blk in prange(nb):")
-        depth += 1
-        if use_scalars and tail == 0:
-            init_depth = depth
-            init_scalars()
-        if runs:
-            I = _IND * depth
-            lines += [f"{I}p{m} = np.empty({tuple_expr([f'n{d}' for d in kept])}, np.{np.dtype(t.dtype).name})"
-                      for m, t in enumerate(out_types)]
-            lines += [f"{I}lo = blk * n0 // nb", f"{I}hi = (blk + 1) * n0 // nb",
-                      f"{I}for r in range(lo, hi, {ROW_RUN}):  # a run of rows, summed in float32"]
-            lines += [f"{I}{_IND}p{m}[:] = 0" for m in range(nout)]
-            lines.append(f"{I}{_IND}for j0 in range(r, min(r + {ROW_RUN}, hi)):")
-            depth += 2
-        else:
-            lines.append(f"{_IND * depth}for j0 in range(blk * n0 // nb, (blk + 1) * n0 // nb):")
-            depth += 1
-        start = 1
-    else:
-        lines.append(f"{_IND}blk = 0")
-        start = 0
-    for d in range(start, ndim):
-        if use_scalars and d == tail:
-            init_depth = depth
-            init_scalars()
-        rng = "prange" if (d == 0 and not blocked) else "range"
-        lines.append(f"{_IND * depth}for j{d} in {rng}(n{d}):")
-        depth += 1
-    loads = [_load(k, s, idx) for k, s in enumerate(shapes)]
-    if scalar_op is None:
-        body, values = [], loads
-    else:
-        body, values, _ = program_lines(scalar_op, loads, [t.dtype for t in in_types])
-    lines += [_IND * depth + s for s in body]
-    for m, (kind, adt) in enumerate(zip(kinds, acc_dts)):
-        if runs:
-            lines.append(f"{_IND * depth}p{m}[{_index([f'j{d}' for d in kept])}] += {values[m]}")
-            continue
-        v = f"{dtype_ctor(adt)}({values[m]})"
-        target = f"s{m}" if use_scalars else f"a{m}[{acc_idx}]"
-        lines.append(f"{_IND * depth}{_combine(kind, target, v)}")
-    if runs:  # the run joins the float64 sums
-        depth = 3
+
+    def row_values(row: str, prefix: str) -> list[str]:
+        """Statements computing the values reduced at row ``row`` (of axis 0); their names."""
+        loads = [_load(k, s, [row] + idx[1:]) for k, s in enumerate(shapes)]
+        if scalar_op is None:
+            return loads
+        body, values, _ = program_lines(scalar_op, loads, [t.dtype for t in in_types], prefix=prefix)
+        lines.extend(_IND * depth + s for s in body)
+        return values
+
+    if runs:
+        # blocks of rows, each in runs of ROW_RUN rows summed in float32 into p0, p1..., two
+        # rows a step (the partial sums are loaded and stored once per pair), the odd row alone
+        I = _IND * 2
+        p_shape = tuple_expr([f"n{d}" for d in kept])
+        lines += [f"{_IND}for blk in prange(nb):"]
+        lines += [f"{I}p{m} = np.empty({p_shape}, np.{np.dtype(t.dtype).name})" for m, t in enumerate(out_types)]
+        lines += [f"{I}lo = blk * n0 // nb", f"{I}hi = (blk + 1) * n0 // nb",
+                  f"{I}for r in range(lo, hi, {ROW_RUN}):  # a run of rows, summed in float32"]
+        lines += [f"{I}{_IND}p{m}[:] = 0" for m in range(nout)]
+        lines.append(f"{I}{_IND}e = min(r + {ROW_RUN}, hi)")
+        p_idx = _index([f"j{d}" for d in kept])
+        for head, rows in (("for j0 in range(r, e - 1, 2):  # two rows a step", (("j0", "t"), ("j0 + 1", "u"))),
+                           ("if (e - r) % 2:  # and the odd row", (("e - 1", "t"),))):
+            lines.append(f"{I}{_IND}{head}")
+            depth = 4
+            for d in kept:
+                lines.append(f"{_IND * depth}for j{d} in range(n{d}):")
+                depth += 1
+            per_row = [row_values(row, prefix) for row, prefix in rows]
+            lines += [f"{_IND * depth}p{m}[{p_idx}] += {' + '.join(v)}" for m, v in enumerate(zip(*per_row))]
+        depth = 3  # the run joins the float64 sums
         for d in kept:
             lines.append(f"{_IND * depth}for k{d} in range(n{d}):")
             depth += 1
         for m in range(nout):
             lines.append(f"{_IND * depth}a{m}[{', '.join(['blk'] + kept_idx)}] += np.float64(p{m}[{_index(kept_idx)}])")
+    else:
+        if blocked:
+            lines.append(f"{_IND}for blk in prange(nb):")
+            depth += 1
+            if use_scalars and tail == 0:
+                init_depth = depth
+                init_scalars()
+            lines.append(f"{_IND * depth}for j0 in range(blk * n0 // nb, (blk + 1) * n0 // nb):")
+            depth += 1
+            start = 1
+        else:
+            lines.append(f"{_IND}blk = 0")
+            start = 0
+        for d in range(start, ndim):
+            if use_scalars and d == tail:
+                init_depth = depth
+                init_scalars()
+            rng = "prange" if (d == 0 and not blocked) else "range"
+            lines.append(f"{_IND * depth}for j{d} in {rng}(n{d}):")
+            depth += 1
+        values = row_values("j0", "t")
+        for m, (kind, adt) in enumerate(zip(kinds, acc_dts)):
+            v = f"{dtype_ctor(adt)}({values[m]})"
+            target = f"s{m}" if use_scalars else f"a{m}[{acc_idx}]"
+            lines.append(f"{_IND * depth}{_combine(kind, target, v)}")
     if use_scalars:
         for m, kind in enumerate(kinds):
             lines.append(f"{_IND * init_depth}{_combine(kind, f'a{m}[{acc_idx}]', f's{m}')}")
