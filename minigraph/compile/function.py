@@ -77,53 +77,57 @@ class Function:
         # what errors call each input, and which outputs the backend allocates for each call
         self._labels = [f"input {i} ({v.name!r})" if v.name else f"input {i}" for i, v in enumerate(inputs)]
         self._filters = [v.type.filter for v in inputs]
-        self._fresh = tuple(getattr(thunk, "fresh_outputs", None) or ())
+        self._accepts = [v.type.exact_match for v in inputs]
+        # the outputs to check for aliasing: all but those a backend says it allocated for this
+        # call alone (numba's arrays do not set numpy's owndata flag: they would be copied)
+        fresh = getattr(thunk, "fresh_outputs", None) or ()
+        self._checked = [i for i in range(len(self.outputs) + len(updates)) if not (i < len(fresh) and fresh[i])]
 
+    def _bind(self, args, kwargs) -> tuple:
+        """Positional values from ``args`` and ``kwargs`` by input name."""
+        names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
+        missing = object()
+        args = list(args) + [missing] * (len(self.inputs) - len(args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise TypeError(f"{self.name or 'function'}: unknown input name {k!r}")
+            if args[names[k]] is not missing:
+                raise TypeError(f"{self.name or 'function'}: input {k!r} given twice")
+            args[names[k]] = v
+        absent = [repr(self.inputs[i].name) if self.inputs[i].name else f"input {i}"
+                  for i, a in enumerate(args) if a is missing]
+        if absent:
+            raise TypeError(f"{self.name or 'function'}: missing value for {', '.join(absent)}")
+        return args
 
     def __call__(self, *args, **kwargs):
         if kwargs:
-            names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
-            missing = object()
-            args = list(args) + [missing] * (len(self.inputs) - len(args))
-            for k, v in kwargs.items():
-                if k not in names:
-                    raise TypeError(f"{self.name or 'function'}: unknown input name {k!r}")
-                if args[names[k]] is not missing:
-                    raise TypeError(f"{self.name or 'function'}: input {k!r} given twice")
-                args[names[k]] = v
-            absent = [repr(self.inputs[i].name) if self.inputs[i].name else f"input {i}"
-                      for i, a in enumerate(args) if a is missing]
-            if absent:
-                raise TypeError(f"{self.name or 'function'}: missing value for {', '.join(absent)}")
+            args = self._bind(args, kwargs)
         if len(args) != len(self.inputs):
             raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
-        values = [check(a, label) for check, a, label in zip(self._filters, args, self._labels)]
+        values = list(args)
+        for i, (a, accepts) in enumerate(zip(args, self._accepts)):
+            if not accepts(a):
+                values[i] = self._filters[i](a, self._labels[i])
         # concurrent calls are serialized: the backend reuses buffers, and calls of any functions
         # that touch the same shared variables must not interleave (read, compute, write back)
         for lock in self._locks:
             lock.acquire()
         try:
             shared_values = [s._value for s in self._shared]
-            outs = self._thunk(values + shared_values)
+            results = list(self._thunk(values + shared_values))
             n = len(self.outputs)
             # results never alias the inputs, the shared values or each other: an output may be
-            # an input passed through, a shared value, or the same array as another output.  A
-            # backend may say which outputs are arrays it allocated for this call alone (numba's
-            # arrays do not set numpy's owndata flag): those need neither a copy nor a check
-            fresh = self._fresh
-            taken = None  # ids of the arrays handed out so far, with the inputs' (built when needed)
-            results = []
-            for i, o in enumerate(outs):
-                if i < len(fresh) and fresh[i]:
-                    if taken is not None:
-                        taken.add(id(o))
-                elif i < n or (isinstance(o, np.ndarray) and o is not self._update_targets[i - n]._value):
-                    if taken is None:
-                        taken = {id(v) for v in values} | {id(v) for v in shared_values} | {id(r) for r in results}
-                    if id(o) in taken or not _owns(o):
-                        o = np.array(o, copy=True)
-                    taken.add(id(o))
-                results.append(o)
+            # an input passed through, a shared value, or the same array as another output
+            taken = None
+            for i in self._checked:
+                o = results[i]
+                if i >= n and (not isinstance(o, np.ndarray) or o is self._update_targets[i - n]._value):
+                    continue  # an update computed in place, or a scalar
+                if taken is None:
+                    taken = {id(v) for v in values} | {id(v) for v in shared_values}
+                if not _owns(o) or id(o) in taken or any(o is r for r in results[:i]):
+                    results[i] = np.array(o, copy=True)
             for var, new in zip(self._update_targets, results[n:]):
                 var._value = new
             results = results[:n]

@@ -106,6 +106,15 @@ class OutputBuffers:
         if a is not pair[0] and a is not pair[1]:
             pair[0], pair[1] = pair[1], a
 
+    def free_all(self, defaults: tuple) -> tuple:
+        """``free`` for every slot in turn: the compiled driver's arrays for the outputs."""
+        return tuple([self.free(m, d) for m, d in enumerate(defaults)])
+
+    def keep_all(self, outputs: tuple, positions: list) -> None:
+        """``keep`` for every slot in turn, slot m holding ``outputs[positions[m]]``."""
+        for m, i in enumerate(positions):
+            self.keep(m, outputs[i])
+
 
 class KernelRecord:
     """One kernel of a compiled function: its nodes, kind, name and source (for printing)."""
@@ -423,7 +432,7 @@ class NumbaLinker:
     def __call__(self, inputs):
         jit = self._jit
         # only calls the compiled driver would run count towards compiling it
-        small = self._jit_source is not None and max((a.size for a in inputs), default=0) <= COMPILED_DRIVER_MAX_SIZE
+        small = self._jit_source is not None and max([a.size for a in inputs], default=0) <= COMPILED_DRIVER_MAX_SIZE
         if small and jit is None:
             self._calls += 1
             if self._calls > self._jit_after:
@@ -433,12 +442,10 @@ class NumbaLinker:
                 out, buffers = self._jit_out, self._jit_buffers
                 if buffers is None:
                     buffers = self._jit_buffers = tuple(self._ns["_b"])
-                fresh = tuple(out.free(m, z) for m, z in enumerate(self._jit_fresh))
-                outs, moved = jit(*inputs, buffers, self._jit_constants, fresh, self._ns["_st"])
+                outs, moved = jit(*inputs, buffers, self._jit_constants, out.free_all(self._jit_fresh), self._ns["_st"])
                 if moved is not None:
                     self._ns["_b"][:] = self._jit_buffers = moved
-                for m, i in enumerate(self._jit_results):
-                    out.keep(m, outs[i])
+                out.keep_all(outs, self._jit_results)
                 return list(outs)
             self._jit_buffers = None  # the Python driver may replace buffers
             return self._run(inputs)
