@@ -197,6 +197,30 @@ def test_results_let_go_of_are_reused(compiled_now, rng):
     np.testing.assert_allclose(held, np.tanh(v) * 2, rtol=1e-6)
 
 
+@pytest.mark.parametrize("setting", ["off", "0"])
+def test_views_returned_are_copied_by_the_driver(setting, monkeypatch, rng):
+    """An output that is a view (of an intermediate, of an input) is copied by either driver into
+    an array of its own, reused once let go of, so mg.function has nothing left to copy."""
+    monkeypatch.setenv("MINIGRAPH_COMPILED_DRIVER", setting)
+    x = T.matrix("x")
+    s = T.exp(x).sum(axis=0)
+    f = mg.function([x], [s.dimshuffle("x", 0), T.tanh(x) * s, x.T, x.T], mode="numba")
+    assert f._thunk.fresh_outputs == [True, True, True, False]  # (the repeat: copied by mg.function)
+    v1, v2 = (rng.standard_normal((3, 4)).astype("float32") for _ in range(2))
+    r1 = f(v1)
+    assert (f._thunk._jit is not None) == (setting == "0")
+    kept = [a.copy() for a in r1]
+    r2 = f(v2)
+    for a, b in zip(r1, kept):
+        np.testing.assert_array_equal(a, b)  # untouched by the second call
+    assert not any(np.shares_memory(a, b) for a in r1 + r2 + [v1, v2] for b in r1 + r2 if a is not b)
+    np.testing.assert_allclose(r2[0][0], np.exp(v2).sum(axis=0), rtol=1e-5)
+    np.testing.assert_array_equal(r2[2], v2.T)
+    views = {r1[0].ctypes.data, r2[0].ctypes.data}
+    del r1, r2, a, b
+    assert f(v1)[0].ctypes.data in views  # let go of: their arrays serve again
+
+
 def test_vector_updates_are_written_in_place(compiled_now):
     v = T.vector("v")
     s = mg.shared(np.zeros(3, "float32"), name="s")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class Function:
         # what errors call each input, and which outputs the backend allocates for each call
         self._labels = [f"input {i} ({v.name!r})" if v.name else f"input {i}" for i, v in enumerate(inputs)]
         self._filters = [v.type.filter for v in inputs]
-        self._accepts = [v.type.exact_match for v in inputs]
+        self._exact = _exact_test([v.type for v in inputs])
         # the outputs to check for aliasing: all but those a backend says it allocated for this
         # call alone (numba's arrays do not set numpy's owndata flag: they would be copied)
         fresh = getattr(thunk, "fresh_outputs", None) or ()
@@ -105,10 +105,10 @@ class Function:
             args = self._bind(args, kwargs)
         if len(args) != len(self.inputs):
             raise TypeError(f"{self.name or 'function'}: expected {len(self.inputs)} inputs, got {len(args)}")
-        values = list(args)
-        for i, (a, accepts) in enumerate(zip(args, self._accepts)):
-            if not accepts(a):
-                values[i] = self._filters[i](a, self._labels[i])
+        if self._exact(*args):
+            values = list(args)
+        else:
+            values = [check(a, label) for check, a, label in zip(self._filters, args, self._labels)]
         # concurrent calls are serialized: the backend reuses buffers, and calls of any functions
         # that touch the same shared variables must not interleave (read, compute, write back)
         for lock in self._locks:
@@ -124,10 +124,12 @@ class Function:
                 o = results[i]
                 if i >= n and (not isinstance(o, np.ndarray) or o is self._update_targets[i - n]._value):
                     continue  # an update computed in place, or a scalar
-                if taken is None:
-                    taken = {id(v) for v in values} | {id(v) for v in shared_values}
-                if not _owns(o) or id(o) in taken or any(o is r for r in results[:i]):
-                    results[i] = np.array(o, copy=True)
+                if _owns(o):
+                    if taken is None:
+                        taken = {id(v) for v in values} | {id(v) for v in shared_values}
+                    if id(o) not in taken and not any(o is r for r in results[:i]):
+                        continue
+                results[i] = np.array(o, copy=True)
             for var, new in zip(self._update_targets, results[n:]):
                 var._value = new
             results = results[:n]
@@ -164,8 +166,25 @@ def _shared_lock(var) -> threading.Lock:
         return lock
 
 
+def _exact_test(types: list) -> Callable:
+    """A function of one value per type telling whether each is an array of exactly that type
+    (dtype, rank, static lengths): then ``TensorType.filter`` would return them as they are.
+    Generated as one expression, since every call of a compiled function runs it first."""
+    env, terms = {"ndarray": np.ndarray}, []
+    for k, t in enumerate(types):
+        env[f"dtype{k}"] = t.np_dtype
+        terms.append(f"type(a{k}) is ndarray and a{k}.dtype is dtype{k} and a{k}.ndim == {t.ndim:d}")
+        terms += [f"a{k}.shape[{d:d}] == {n:d}" for d, n in enumerate(t.shape) if n is not None]
+    params = ", ".join(f"a{k}" for k in range(len(types)))
+    exec(f"def exact({params}):\n    return {' and '.join(terms) or 'True'}\n", env)
+    return env["exact"]
+
+
 def _owns(a) -> bool:
-    return isinstance(a, np.ndarray) and a.flags.owndata and a.flags.writeable
+    if not isinstance(a, np.ndarray):
+        return False
+    flags = a.flags
+    return flags.owndata and flags.writeable
 
 
 def function(inputs, outputs=None, updates=None, givens=None, mode=None, name=None,

@@ -82,21 +82,10 @@ class TensorType:
         lengths = tuple(self.shape[d] for d in axes)
         return operator.itemgetter(*axes), (lengths if len(axes) > 1 else lengths[0])
 
-    @functools.cached_property
-    def exact_match(self):
-        """A test that a value is an array of exactly this type (dtype, rank, static lengths),
-        which ``filter`` returns as it is: every call of a compiled function runs it on each input."""
-        dtype, ndim, (lengths_of, static) = self.np_dtype, self.ndim, self._static_lengths
-        ndarray = np.ndarray
-
-        def exact_match(value) -> bool:
-            return type(value) is ndarray and value.dtype is dtype and value.ndim == ndim and lengths_of(value.shape) == static
-        return exact_match
-
     def filter(self, value, name: str = "value") -> np.ndarray:
         """Convert ``value`` to this type without loss, or raise TypeError naming ``name``."""
-        if self.exact_match(value):
-            return value
+        if type(value) is np.ndarray and value.dtype is self.np_dtype and self.shape_matches(value.shape):
+            return value  # the common case first
         if isinstance(value, float) and not isinstance(value, np.generic) and np.dtype(self.dtype).kind == "f":
             # a Python float takes the tensor's float dtype, as in arithmetic (f(x, 0.3) for an fscalar)
             arr = np.asarray(value, dtype=self.dtype)

@@ -28,7 +28,7 @@ _MEMO: dict[str, tuple] = {}
 _LOCK = threading.RLock()
 
 #: the helpers every kernel module imports (generated code may call them by these names)
-HELPERS = ("check_shape", "maximum", "minimum", "reuse", "sigmoid", "softplus", "tanh32")
+HELPERS = ("check_shape", "copy_into", "maximum", "minimum", "reuse", "sigmoid", "softplus", "tanh32")
 #: the names a kernel module defines before its kernel
 HEADER_NAMES = ("np", "njit", "prange") + HELPERS
 _HEADER = f'''# minigraph kernel module (generated; safe to delete: it is rebuilt when missing)

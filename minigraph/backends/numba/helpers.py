@@ -41,6 +41,14 @@ def reuse(buf, shape):
 
 
 @njit(cache=True, error_model="numpy")
+def copy_into(buf, x):
+    """``x`` copied into the buffer (a fresh array when its shape no longer fits)."""
+    out = reuse(buf, x.shape)
+    out[...] = x
+    return out
+
+
+@njit(cache=True, error_model="numpy")
 def check_shape(x, lengths):
     """``x``, once its shape is ``lengths`` (a tuple of int64): specify_shape in a compiled driver."""
     if x.shape != lengths:

@@ -100,20 +100,33 @@ class OutputBuffers:
                 return a
         return default
 
+    def copy(self, m: int, value: np.ndarray) -> np.ndarray:
+        """``value`` copied into an array of slot ``m``."""
+        a = self(m, value.shape, value.dtype)
+        a[...] = value
+        return a
+
     def keep(self, m: int, a: np.ndarray) -> None:
         """Remember ``a``, just handed to the user, in slot ``m``."""
         pair = self.slots[m]
         if a is not pair[0] and a is not pair[1]:
             pair[0], pair[1] = pair[1], a
 
+    # the same for every slot at once, written out: the compiled driver's calls take a few
+    # microseconds of Python in all, and a method call per slot would be a good part of them
+
     def free_all(self, defaults: tuple) -> tuple:
         """``free`` for every slot in turn: the compiled driver's arrays for the outputs."""
-        return tuple([self.free(m, d) for m, d in enumerate(defaults)])
+        getrefcount = sys.getrefcount
+        return tuple([a if a is not None and getrefcount(a) == 3 else b if b is not None and getrefcount(b) == 3 else d
+                      for (a, b), d in zip(self.slots, defaults)])
 
     def keep_all(self, outputs: tuple, positions: list) -> None:
         """``keep`` for every slot in turn, slot m holding ``outputs[positions[m]]``."""
-        for m, i in enumerate(positions):
-            self.keep(m, outputs[i])
+        for pair, i in zip(self.slots, positions):
+            a = outputs[i]
+            if a is not pair[0] and a is not pair[1]:
+                pair[0], pair[1] = pair[1], a
 
 
 class KernelRecord:
@@ -209,6 +222,7 @@ class NumbaLinker:
         ns["_st"] = np.zeros(1, np.int64)  # (an array: the compiled driver sets it too)
         ns["_out"] = OutputBuffers()
         kernel_outputs: set[int] = set()
+        view_outputs: set[int] = set()  # outputs of views: of a buffer, an input, a shared value...
         # the compiled driver: the same steps as one numba function (None once a step has no
         # compiled form); the loops it calls (name -> (Kernel, whether built with a parallel
         # variant)); which variable holds each buffer after the call
@@ -324,6 +338,8 @@ class NumbaLinker:
                         stores.append(f"{store} = {namer(o)}")
                         holders[store] = namer(o)
                 expr = lowered.expr.format(**fmt)
+                if lowered.kind == "view":
+                    view_outputs.update(id(o) for o in node.outputs if o.type.ndim)
                 jit_stmts += stmts  # (the flag of an update in place, if any)
                 stmts.append(f"{', '.join(outs)} = {expr}")
                 if lowered.jit is not None:
@@ -356,19 +372,27 @@ class NumbaLinker:
             if jit is not None:
                 jit += [f"    # {comment}"] + ["    " + s for s in jit_stmts]
             self._records.append(record)
-        results = [ref(v) for v in outputs]
+        # what each driver returns.  Outputs straight from a kernel are arrays of their own
+        # (never buffered), and a user's output that is a view is copied here into an array of its
+        # own (reused once let go of, as a kernel's): mg.function need not copy either (the first
+        # time each appears), and that copy would cost more there
+        results, jit_results, seen_out = [], [], set()
+        self.fresh_outputs = []
+        for v in outputs:
+            first = id(v) not in seen_out
+            seen_out.add(id(v))
+            results.append(ref(v))
+            jit_results.append(ref(v))
+            self.fresh_outputs.append(first and (id(v) in kernel_outputs or id(v) in view_outputs))
+            if first and id(v) in view_outputs:
+                ns["_out"].slots.append([None, None])
+                results[-1] = f"_out.copy({len(ns['_out'].slots) - 1}, {ref(v)})"
+                jit_results[-1] = f"copy_into({buffer(v)[0]}, {ref(v)})"
         if any("_st[0] = 1" in line for line in body):
             body.insert(1, "    _st[0] = 0  # set once a shared value is overwritten in place")
         if any(r.kind == "vector" for r in self._records):
             # numpy's elementwise arithmetic does not warn, as in the reference interpreter
             body[1:] = ["    with np.errstate(all='ignore'):"] + ["    " + line for line in body[1:]]
-        # outputs straight from a kernel are arrays allocated for this call (never buffered):
-        # mg.function need not copy them (the first time each appears)
-        seen_out: set[int] = set()
-        self.fresh_outputs = []
-        for v in outputs:
-            self.fresh_outputs.append(id(v) in kernel_outputs and id(v) not in seen_out)
-            seen_out.add(id(v))
         if self.profile is not None:
             body.append("    _prof.function_calls += 1")
         body.append(f"    return [{', '.join(results)}]")
@@ -382,9 +406,9 @@ class NumbaLinker:
             # the buffers go back to Python only when a kernel replaced one (a new shape)
             moved = [f"{holders[s]}.ctypes.data != {s}.ctypes.data" for s in slots if s in holders]
             tail = ([f"    if {' or '.join(moved)}:",
-                     f"        return {tuple_expr(results)}, {tuple_expr([holders.get(s, s) for s in slots])}"]
+                     f"        return {tuple_expr(jit_results)}, {tuple_expr([holders.get(s, s) for s in slots])}"]
                     if moved else [])
-            tail.append(f"    return {tuple_expr(results)}, None")
+            tail.append(f"    return {tuple_expr(jit_results)}, None")
             self._jit_source = "\n".join(head + jit + tail) + "\n"
             self._jit_calls = jit_calls
             self._calls, self._jit_buffers = 0, None
