@@ -20,8 +20,11 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def escape(name) -> str:
     """A user-given name as printable text: backslashes, quotes and control characters escaped."""
+    name = str(name)
+    if name.isprintable() and "\\" not in name and "'" not in name and '"' not in name:
+        return name  # nothing to escape: the usual case
     out = []
-    for ch in str(name):
+    for ch in name:
         if ch == "\\":
             out.append("\\\\")
         elif ch in "'\"":

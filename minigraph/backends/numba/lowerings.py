@@ -10,6 +10,8 @@ joining ops whose numpy implementation is already a single library call (``kind=
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from minigraph.backends.numba import cblas, codegen
@@ -92,10 +94,16 @@ def lower_elemwise(node, ctx):
                   out_shapes=[shape] * len(node.outputs))
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(src: str):
+    """Python's compilation of a vector op's source: the same source recurs in every layer."""
+    return compile(src, "<minigraph vector op>", "exec")
+
+
 def _vector(node, ctx):
     src, names = codegen.vector_source(node.op.scalar_op, len(node.inputs), [o.dtype for o in node.outputs])
     ns = {"np": np, **names}
-    exec(compile(src, "<minigraph vector op>", "exec"), ns)
+    exec(_compiled(src), ns)
     args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
     loop = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
     return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src, kernel=Kernel(loop, kind="elemwise"))
