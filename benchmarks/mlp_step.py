@@ -103,9 +103,14 @@ print(json.dumps(dict(seconds=seconds, numba_import=t_import, **cache.stats())))
 
 
 def compile_times():
-    """(cold, warm) seconds from ``mg.function`` to the first result, in fresh processes."""
+    """(cold, warm) seconds from ``mg.function`` to the first result, in fresh processes, the
+    first with an empty compile cache.  Both keep Python's bytecode of the modules they import,
+    as Python does unless PYTHONDONTWRITEBYTECODE is set (it is on some machines): mg.function
+    imports the rewrites and the backend, which would otherwise be compiled from source in
+    every process, warm or not."""
     with tempfile.TemporaryDirectory() as d:
-        env = dict(os.environ, MINIGRAPH_CACHE_DIR=d)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["MINIGRAPH_CACHE_DIR"] = d
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         out = []
         for _ in range(2):
