@@ -15,6 +15,12 @@ def format_shape(shape: Shape) -> str:
     return "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
 
 
+@functools.lru_cache(maxsize=256)
+def _dtype_name(dtype) -> str:
+    """numpy's name of ``dtype`` (a name, a dtype or a scalar type): a type is made for every node."""
+    return str(np.dtype(dtype))
+
+
 @dataclass(frozen=True)
 class TensorType:
     """An n-dimensional array type: dtype and static shape (None: known only at run time)."""
@@ -23,7 +29,7 @@ class TensorType:
     shape: Shape
 
     def __post_init__(self):
-        object.__setattr__(self, "dtype", str(np.dtype(self.dtype)))
+        object.__setattr__(self, "dtype", _dtype_name(self.dtype))
         shape = tuple(None if s is None else int(s) for s in self.shape)
         if any(s is not None and s < 0 for s in shape):
             raise ValueError(f"negative static length in shape {shape}")

@@ -44,16 +44,22 @@ class ScalarOp:
         return self.ufunc(*args)
 
     def out_dtypes(self, *dtypes: str) -> tuple[str, ...]:
-        """numpy's own answer: apply the implementation to empty arrays of these dtypes."""
-        with np.errstate(all="ignore"):
-            out = self.impl(*(np.zeros((1,), dtype=d) for d in dtypes))
-        return (str(np.asarray(out).dtype),)
+        """numpy's own answer: apply the implementation to arrays of these dtypes (once per op
+        and dtypes: building a graph asks again for every node)."""
+        return _numpy_out_dtypes(self, dtypes)
 
     def grad(self, inputs, output, gout) -> list:
         raise NotImplementedError(f"{self.name} has no gradient")
 
     def __str__(self) -> str:
         return self.name
+
+
+@functools.lru_cache(maxsize=4096)
+def _numpy_out_dtypes(op: ScalarOp, dtypes: tuple) -> tuple[str, ...]:
+    with np.errstate(all="ignore"):
+        outs = op.impl(*(np.zeros((1,), dtype=d) for d in dtypes))
+    return tuple(str(np.asarray(o).dtype) for o in (outs if isinstance(outs, tuple) else (outs,)))
 
 
 class _NoGrad(ScalarOp):
@@ -481,10 +487,6 @@ class Composite(ScalarOp):
                 slots.append(op.impl(*(slots[a] for a in slot_args)))
         return tuple(slots[o] for o in self.outputs)
 
-    def out_dtypes(self, *dtypes):
-        with np.errstate(all="ignore"):
-            outs = self.impl(*(np.zeros((1,), dtype=d) for d in dtypes))
-        return tuple(str(np.asarray(o).dtype) for o in outs)
 
 
 # --- Elemwise ----------------------------------------------------------------------------
