@@ -192,13 +192,17 @@ def toposort(outputs: Iterable[Variable], stop_at: Iterable[Variable] = (),
         done.add(id(out.owner))
         while stack:
             node, i = stack.pop()
+            inputs = node.inputs
+            n = len(inputs)
             follows = after.get(node, ()) if after else ()
-            while i < len(node.inputs) + len(follows):
-                if i < len(node.inputs):
-                    inp = node.inputs[i]
-                    owner = None if stopped(inp) else inp.owner
+            while i < n + len(follows):
+                if i < n:
+                    inp = inputs[i]
+                    owner = inp.owner  # stopped(inp), written out: every rewrite pass runs this loop
+                    if owner is not None and (id(inp) in ids or (known is not None and known(inp))):
+                        owner = None
                 else:
-                    owner = follows[i - len(node.inputs)]
+                    owner = follows[i - n]
                 i += 1
                 if owner is not None and id(owner) not in done:
                     done.add(id(owner))
