@@ -189,17 +189,14 @@ def kernel(nt, i0, b0, b1):
             p0[:] = 0
             p1[:] = 0
             e = min(r + 64, hi)
-            for j0 in range(r, e - 1, 2):  # two rows a step
+            for j0 in range(r, e, 2):  # two rows a step
+                j0b = min(j0 + 1, e - 1)
+                pair = j0 + 1 < e  # else j0 is the run's odd last row: counted once
                 for j1 in range(n1):
                     t0 = np.float32(i0[j0, j1] * i0[j0, j1])  # sqr
-                    u0 = np.float32(i0[j0 + 1, j1] * i0[j0 + 1, j1])  # sqr
-                    p0[j1] += i0[j0, j1] + i0[j0 + 1, j1]
-                    p1[j1] += t0 + u0
-            if (e - r) % 2:  # and the odd row
-                for j1 in range(n1):
-                    t0 = np.float32(i0[e - 1, j1] * i0[e - 1, j1])  # sqr
-                    p0[j1] += i0[e - 1, j1]
-                    p1[j1] += t0
+                    u0 = np.float32(i0[j0b, j1] * i0[j0b, j1])  # sqr
+                    p0[j1] += i0[j0, j1] + (i0[j0b, j1] if pair else np.float32(0))
+                    p1[j1] += t0 + (u0 if pair else np.float32(0))
             for k1 in range(n1):
                 a0[blk, k1] += np.float64(p0[k1])
                 a1[blk, k1] += np.float64(p1[k1])
