@@ -83,7 +83,7 @@ class Function:
         fresh = getattr(thunk, "fresh_outputs", None) or ()
         self._checked = [i for i in range(len(self.outputs) + len(updates)) if not (i < len(fresh) and fresh[i])]
 
-    def _bind(self, args, kwargs) -> tuple:
+    def _bind(self, args, kwargs) -> list:
         """Positional values from ``args`` and ``kwargs`` by input name."""
         names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
         missing = object()

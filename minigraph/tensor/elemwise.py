@@ -488,7 +488,6 @@ class Composite(ScalarOp):
         return tuple(slots[o] for o in self.outputs)
 
 
-
 # --- Elemwise ----------------------------------------------------------------------------
 
 def broadcast_shapes(op, inputs, shown=None) -> tuple:
