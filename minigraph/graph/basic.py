@@ -259,10 +259,21 @@ def clone_replace(outputs: Sequence[Variable], replace: dict | None = None,
     """
     replace = dict(replace or {})
     memo: dict[int, Variable] = {id(k): v for k, v in replace.items()}
+    # the copies made here of variables that nothing replaced upstream: a node all of whose
+    # inputs are such copies (or kept as they are) gets its old output types without make_node
+    # inferring them again, since make_node would find the same (a plain copy of a graph, as
+    # every mg.function makes, runs no type inference)
+    faithful: set[int] = set()
     keys = list(replace)
     for node in toposort(outputs, stop_at=list(stop_at) + keys):
         new_inputs = [memo.get(id(v), v) for v in node.inputs]
-        new_node = node.clone_with_new_inputs(new_inputs)
+        if all(id(v) not in memo or id(n) in faithful for v, n in zip(node.inputs, new_inputs)):
+            new_node = Apply(node.op, new_inputs, [o.type for o in node.outputs], trace=node.trace)
+            for old, new in zip(node.outputs, new_node.outputs):
+                new.name = old.name
+            faithful.update(id(o) for o in new_node.outputs)
+        else:
+            new_node = node.clone_with_new_inputs(new_inputs)
         for old, new in zip(node.outputs, new_node.outputs):
             memo[id(old)] = new
     return [memo.get(id(v), v) for v in outputs]
