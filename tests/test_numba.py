@@ -220,6 +220,26 @@ def test_update_written_in_place_when_marked(rng):
         assert w.get_value(borrow=True) is not held
 
 
+@pytest.mark.parametrize("setting", ["off", "0"])
+def test_elementwise_in_place_writes_through_the_input(setting, monkeypatch, rng):
+    """A loop that overwrites one of its inputs stores through that input's own name: through
+    another name the compiler cannot tell that the two arrays are one, and its loop runs
+    without vector instructions (several times slower).  The update lands in the shared
+    variable's own array, with the reference's values, on either driver."""
+    monkeypatch.setenv("MINIGRAPH_COMPILED_DRIVER", setting)
+    w = mg.shared(rng.standard_normal((6, 5)).astype("float32"), name="w")
+    x = T.fmatrix("x")
+    f = mg.function([x], [], updates=[(w, w * 0.9 + T.tanh(x))], mode="numba")
+    assert f.fgraph.inplace_updates
+    kernel = f._thunk.kernels()[0].source
+    assert "o0 = i0  # in place" in kernel and "i0[j0, j1] = " in kernel and "o0[j0, j1]" not in kernel
+    held, before = w.get_value(borrow=True), w.get_value()
+    xv = rng.standard_normal((6, 5)).astype("float32")
+    f(xv)
+    assert w.get_value(borrow=True) is held
+    np.testing.assert_allclose(held, before * np.float32(0.9) + np.tanh(xv), rtol=1e-5, atol=1e-6)
+
+
 def test_source_escapes_names_and_matches_listing():
     x = T.matrix("x'; import os\n#")
     y = T.matrix("weights")

@@ -16,6 +16,7 @@ the node and the user's line, and a run-time broadcast gets numpy's answer.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -287,11 +288,13 @@ class NumbaLinker:
             stmts, stores, jit_stmts = [], [], []
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
             if isinstance(lowered, Kernel):
+                targets = [in_place(node, j, ins, stmts) for j in range(len(node.outputs))]
+                lowered = _written_in_place(lowered, targets, ins)
                 serial, par = cache.build(lowered.source, fastmath=lowered.fastmath, parallel=lowered.parallel)
                 ns[f"_k{k}s"], ns[f"_k{k}p"] = serial, par
                 bufs, jit_bufs = [], []
                 for j, o in enumerate(node.outputs):
-                    target_in = in_place(node, j, ins, stmts)
+                    target_in = targets[j]
                     if target_in is not None:  # written into that input's own buffer
                         bufs.append(ref(target_in))
                         jit_bufs.append(ref(target_in))
@@ -346,8 +349,10 @@ class NumbaLinker:
                     jit_stmts.append(f"{', '.join(outs)} = {lowered.jit.format(**fmt)}")
                 elif lowered.kernel is not None and jit is not None:  # a loop, built with the compiled driver
                     jit_bufs = []
+                    targets = [in_place(node, j, ins, jit_stmts) for j in range(len(node.outputs))]
+                    loop = _written_in_place(lowered.kernel, targets, ins)
                     for j, o in enumerate(node.outputs):
-                        target_in = in_place(node, j, ins, jit_stmts)  # (a shared variable's update)
+                        target_in = targets[j]  # (a shared variable's update)
                         if target_in is not None:
                             jit_bufs.append(ref(target_in))
                             continue
@@ -356,7 +361,7 @@ class NumbaLinker:
                         if store:
                             holders[store] = namer(o)
                     jit_stmts.append(f"{target} = _k{k}s(1, {', '.join(args + jit_bufs)})")
-                    jit_calls[f"_k{k}s"] = (lowered.kernel, False)
+                    jit_calls[f"_k{k}s"] = (loop, False)
                 elif lowered.kernel is None:
                     no_jit(f"{_one_line(node.op)} (no compiled form)")
                 record = KernelRecord([node], lowered.kind, f"{lowered.kind} {_one_line(node.op)}", lowered.source)
@@ -542,6 +547,15 @@ class NumbaLinker:
     def kernels(self) -> list[KernelRecord]:
         """The kernels in execution order (see ``minigraph.printing.kernels``)."""
         return list(self._records)
+
+
+def _written_in_place(kernel: Kernel, targets: list, ins: list) -> Kernel:
+    """``kernel`` with each output that has a target input (``targets[j]``, or None) written
+    over that input, where the kernel has such a form; else ``kernel`` itself."""
+    pairs = {j: next(i for i, v in enumerate(ins) if v is t) for j, t in enumerate(targets) if t is not None}
+    if not pairs or kernel.in_place is None:
+        return kernel
+    return dataclasses.replace(kernel, source=kernel.in_place(pairs), in_place=None)
 
 
 def _arg_text(namer, v) -> str:

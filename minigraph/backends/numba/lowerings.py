@@ -88,10 +88,16 @@ def lower_elemwise(node, ctx):
     steps = len(getattr(node.op.scalar_op, "program", ())) or 1
     if VECTORS_IN_NUMPY and sum(s != 1 for s in node.outputs[0].type.shape) <= 1 and steps < VECTOR_STEPS_COMPILED:
         return _vector(node, ctx)
-    src = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
+    src, in_place = _elemwise_sources(node)
     shape = codegen.broadcast_shape_exprs([v.type.shape for v in node.inputs], node.outputs[0].ndim)
     return Kernel(src, kind="elemwise", parallel=True, work=_work(node), passes=1,
-                  out_shapes=[shape] * len(node.outputs))
+                  out_shapes=[shape] * len(node.outputs), in_place=in_place)
+
+
+def _elemwise_sources(node):
+    """The elementwise loop's source, and its source given outputs written over inputs."""
+    args = (node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
+    return codegen.elemwise_source(*args), lambda pairs: codegen.elemwise_source(*args, in_place=pairs)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -105,8 +111,9 @@ def _vector(node, ctx):
     ns = {"np": np, **names}
     exec(_compiled(src), ns)
     args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
-    loop = codegen.elemwise_source(node.op.scalar_op, [v.type for v in node.inputs], [v.type for v in node.outputs])
-    return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src, kernel=Kernel(loop, kind="elemwise"))
+    loop, in_place = _elemwise_sources(node)
+    return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src,
+                  kernel=Kernel(loop, kind="elemwise", in_place=in_place))
 
 
 _KINDS = {M.Sum: "add", M.Prod: "mul", M.Max: "max", M.Min: "min"}

@@ -69,6 +69,9 @@ class Kernel:
     #: output returned to the user is allocated by numpy before the call (numpy asks the OS
     #: for huge pages: far fewer page faults than an allocation inside compiled code)
     out_shapes: list | None = None
+    #: the source with outputs written over inputs, given {output index: input index}, for
+    #: kernels that can (elementwise loops); None: the outputs always get buffers of their own
+    in_place: Callable[[dict], str] | None = None
 
 
 @dataclass
