@@ -488,9 +488,10 @@ def test_column_sums_round_once(rng):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_column_sums_count_every_row_once(rng, monkeypatch, threads):
-    """Column sums take rows two at a time within runs of 64, then the odd row: on small
-    integers (exact in float32) every row count around those steps, in one or two blocks of
-    rows, with a fused producer and kept axes after the first, gives numpy's sums exactly."""
+    """Column sums take rows two at a time within runs of 64, a run's odd last row paired with
+    itself and counted once: on small integers (exact in float32) every row count around those
+    steps, in one or two blocks of rows, with a fused producer and kept axes after the first,
+    gives numpy's sums exactly."""
     import numba
 
     from minigraph.backends.numba import linker
