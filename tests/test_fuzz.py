@@ -11,6 +11,7 @@ raises it); ``pytest -m fuzz`` runs a long randomized search for hand use.
 import contextlib
 import os
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -89,21 +90,10 @@ def _parallel_kernels(on: bool):
         linker.PARALLEL_THRESHOLD = old
 
 
-@contextlib.contextmanager
 def _compiled_driver(on: bool):
     """With ``on``, a numba function built inside compiles its whole driver at its first call
     (where every step has a compiled form)."""
-    old = os.environ.get("MINIGRAPH_COMPILED_DRIVER")
-    if on:
-        os.environ["MINIGRAPH_COMPILED_DRIVER"] = "0"
-    try:
-        yield
-    finally:
-        if on:
-            if old is None:
-                del os.environ["MINIGRAPH_COMPILED_DRIVER"]
-            else:
-                os.environ["MINIGRAPH_COMPILED_DRIVER"] = old
+    return mock.patch.dict(os.environ, {"MINIGRAPH_COMPILED_DRIVER": "0"} if on else {})
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "python"] or

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,18 +74,7 @@ class TensorType:
 
     def shape_matches(self, shape: tuple[int, ...]) -> bool:
         """True when a run-time ``shape`` fits the static shape."""
-        lengths_of, static = self._static_lengths
-        return len(shape) == len(self.shape) and lengths_of(shape) == static
-
-    @functools.cached_property
-    def _static_lengths(self):
-        # (a shape -> its lengths on the axes whose length is static, this type's lengths there):
-        # an itemgetter, since every call of a compiled function checks its inputs this way
-        axes = [d for d, s in enumerate(self.shape) if s is not None]
-        if not axes:
-            return _no_lengths, ()
-        lengths = tuple(self.shape[d] for d in axes)
-        return operator.itemgetter(*axes), (lengths if len(axes) > 1 else lengths[0])
+        return len(shape) == self.ndim and all(s is None or s == v for s, v in zip(self.shape, shape))
 
     def filter(self, value, name: str = "value") -> np.ndarray:
         """Convert ``value`` to this type without loss, or raise TypeError naming ``name``."""
@@ -104,10 +92,6 @@ class TensorType:
         if not self.shape_matches(arr.shape):
             raise ValueError(f"{name}: shape {arr.shape} does not match the static shape {format_shape(self.shape)}")
         return arr
-
-
-def _no_lengths(shape) -> tuple:
-    return ()
 
 
 def lossless_cast(arr: np.ndarray, dtype: str, name: str) -> np.ndarray:

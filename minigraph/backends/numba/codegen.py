@@ -193,9 +193,9 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
 
     if runs:
         # blocks of rows, each in runs of ROW_RUN rows summed in float32 into p0, p1..., two
-        # rows a step (the partial sums are loaded and stored once per pair; a run's odd last
-        # row pairs with itself, its second values left out: one copy of the loop body fewer
-        # to compile than a loop of its own)
+        # rows a step (the partial sums are loaded and stored once per pair); a run's odd last
+        # row pairs with itself and its second values are left out, so the loop body is
+        # written twice, not three times
         I = _IND * 2
         p_shape = tuple_expr([f"n{d}" for d in kept])
         lines += [f"{_IND}for blk in prange(nb):"]

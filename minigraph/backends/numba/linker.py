@@ -84,22 +84,19 @@ class OutputBuffers:
     def __init__(self):
         self.slots: list[list] = []
 
-    def __call__(self, m: int, shape: tuple, dtype) -> np.ndarray:
-        a = self.free(m, None)
-        if a is None or a.shape != shape:
-            a = np.empty(shape, dtype)
-            self.keep(m, a)
-        return a
+    # An array is free once the user has let go of it.  References then: the slot, the loop's
+    # variable and getrefcount's argument; any more (the user's variable, a view, a shared
+    # variable holding it) and the array is not ours.
 
-    def free(self, m: int, default: np.ndarray) -> np.ndarray:
-        """An array of slot ``m`` that the user has let go of (the compiled driver hands it to a
-        kernel, which reuses it if the shape fits), else ``default``."""
-        for a in self.slots[m]:
-            # references: the slot, ``a`` and getrefcount's argument; any more (the user's
-            # variable, a view, a shared variable holding it) and the array is not ours
-            if a is not None and sys.getrefcount(a) == 3:
+    def __call__(self, m: int, shape: tuple, dtype) -> np.ndarray:
+        """A free array of slot ``m`` with this shape, else a new one (kept in the slot)."""
+        pair = self.slots[m]
+        for a in pair:
+            if a is not None and sys.getrefcount(a) == 3 and a.shape == shape:
                 return a
-        return default
+        a = np.empty(shape, dtype)
+        pair[0], pair[1] = pair[1], a
+        return a
 
     def copy(self, m: int, value: np.ndarray) -> np.ndarray:
         """``value`` copied into an array of slot ``m``."""
@@ -107,23 +104,18 @@ class OutputBuffers:
         a[...] = value
         return a
 
-    def keep(self, m: int, a: np.ndarray) -> None:
-        """Remember ``a``, just handed to the user, in slot ``m``."""
-        pair = self.slots[m]
-        if a is not pair[0] and a is not pair[1]:
-            pair[0], pair[1] = pair[1], a
-
-    # the same for every slot at once, written out: the compiled driver's calls take a few
-    # microseconds of Python in all, and a method call per slot would be a good part of them
+    # for the compiled driver, every slot at once, with no method call per slot (its calls take
+    # a few microseconds of Python in all): the arrays it writes the outputs into (a kernel
+    # replaces one whose shape no longer fits), then the arrays it handed out
 
     def free_all(self, defaults: tuple) -> tuple:
-        """``free`` for every slot in turn: the compiled driver's arrays for the outputs."""
+        """A free array of each slot, else that slot's entry of ``defaults``."""
         getrefcount = sys.getrefcount
         return tuple([a if a is not None and getrefcount(a) == 3 else b if b is not None and getrefcount(b) == 3 else d
                       for (a, b), d in zip(self.slots, defaults)])
 
     def keep_all(self, outputs: tuple, positions: list) -> None:
-        """``keep`` for every slot in turn, slot m holding ``outputs[positions[m]]``."""
+        """Remember in slot m the array ``outputs[positions[m]]``, just handed to the user."""
         for pair, i in zip(self.slots, positions):
             a = outputs[i]
             if a is not pair[0] and a is not pair[1]:

@@ -211,7 +211,8 @@ def lower_subtensor(node, ctx):
 
 @register(S.Shape)
 def lower_shape(node, ctx):
-    return Inline("np.array({i0}.shape, np.int64)", kind="shape", jit="np.array({i0}.shape, np.int64)")
+    expr = "np.array({i0}.shape, np.int64)"
+    return Inline(expr, kind="shape", jit=expr)
 
 
 @register(S.ShapeI)
