@@ -469,16 +469,20 @@ class Composite(ScalarOp):
     def nout(self) -> int:  # type: ignore[override]
         return len(self.outputs)
 
-    @property
-    def name(self) -> str:
+    @functools.cached_property
+    def name(self) -> str:  # (kept: the rewrite log and the printers ask for it again and again)
         return "composite{" + "; ".join(self.formulas()) + "}"
 
     def formulas(self) -> list[str]:
         """Each output as an infix-free nested call, e.g. ``tanh(add(i0, i1))``."""
+        return list(self._formulas)
+
+    @functools.cached_property
+    def _formulas(self) -> tuple[str, ...]:
         slots = [f"i{i}" for i in range(self.n_inputs)]
         for op, args in self.program:
             slots.append(f"{op.name}({', '.join(slots[a] for a in args)})")
-        return [slots[o] for o in self.outputs]
+        return tuple(slots[o] for o in self.outputs)
 
     def impl(self, *args):
         slots = list(args)

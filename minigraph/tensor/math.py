@@ -499,3 +499,57 @@ class FusedReduce(Op):
             outs.append(np.asarray(_REDUCERS[kind].reduce(v, axis=self.axis), dtype=var.dtype))
         return tuple(outs)
 
+
+#: the terms a CenteredSums computes besides sum(x): ("sq", 0) sum((x - mean) ** 2),
+#: ("cross", k) sum(input_k * (x - mean)), ("sum", k) sum(input_k)
+CENTERED_TERMS = ("sq", "cross", "sum")
+
+
+@dataclass(frozen=True)
+class CenteredSums(Op):
+    """Sums over axis 0 of a float matrix ``x`` and of terms in its deviation from its mean,
+    all in one pass over ``x``: batch normalization's statistics and its gradient's sums.
+
+    Output 0 is ``sum(x, axis=0)``; with ``mean = sum(x) / n`` computed in x's dtype, as the
+    graph around it computes it, output ``1 + j`` is ``terms[j]`` (see ``CENTERED_TERMS``;
+    ``k`` indexes the inputs, whose shape is x's).  Built by the rewrite that joins a sum with
+    the fused reduction that used its mean (``rewriting.moments``); the numba kernel centers
+    each run of rows on the run's own mean and moves the sums to ``mean`` exactly."""
+
+    terms: tuple
+
+    def __str__(self):
+        shown = {"sq": lambda k: "sqr(i0 - mean)", "cross": lambda k: f"i{k} * (i0 - mean)", "sum": lambda k: f"i{k}"}
+        parts = ["sum(i0)"] + [f"sum({shown[kind](k)})" for kind, k in self.terms]
+        return f"centered_sums{{axis=0; {'; '.join(parts)}}}"
+
+    def make_node(self, x, *others) -> Apply:
+        inputs = [as_tensor_variable(v) for v in (x, *others)]
+        x = inputs[0]
+        if x.ndim != 2 or np.dtype(x.dtype).kind != "f":
+            raise build_error(self, inputs, f"needs a float matrix, got {x.type}", TypeError)
+        for v in inputs[1:]:
+            if v.dtype != x.dtype or v.ndim != 2 or any(a is not None and b is not None and a != b
+                                                         for a, b in zip(v.type.shape, x.type.shape)):
+                raise build_error(self, inputs, f"inputs must have the type of x ({x.type}), got {v.type}", TypeError)
+        for kind, k in self.terms:
+            if kind not in CENTERED_TERMS or not 0 <= k < len(inputs) or (kind == "cross" and k == 0):
+                raise build_error(self, inputs, f"term {(kind, k)} is not one of {CENTERED_TERMS} of an input",
+                                  ValueError)
+        lengths = zip(*(v.type.shape[1:] for v in inputs))  # the static lengths any input knows
+        out = TensorType(x.dtype, tuple(next((n for n in ns if n is not None), None) for ns in lengths))
+        return Apply(self, inputs, [out] * (1 + len(self.terms)))
+
+    def perform(self, node, inputs):
+        x, dtype = inputs[0], node.outputs[0].dtype
+        total = np.asarray(x.sum(axis=0, dtype=np.float64), dtype=dtype)
+        with np.errstate(all="ignore"):  # (no rows: 0 / 0, as the graph's mean gives)
+            mean = total / np.asarray(x.shape[0], dtype=dtype)  # in x's dtype, as the graph
+        centered = x.astype(np.float64) - mean
+        outs = [total]
+        for kind, k in self.terms:
+            v = inputs[k].astype(np.float64)
+            term = centered * centered if kind == "sq" else v * centered if kind == "cross" else v
+            outs.append(np.asarray(term.sum(axis=0), dtype=dtype))
+        return tuple(outs)
+

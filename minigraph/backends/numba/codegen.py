@@ -269,6 +269,148 @@ def reduce_source(scalar_op, axis: tuple, kinds: tuple, in_types, out_types) -> 
     return "\n".join(lines) + "\n"
 
 
+def centered_sums_source(terms: tuple, n_in: int, dtype: str) -> str:
+    """``CenteredSums``: sum(x) over axis 0 and the ``terms`` centered on mean = sum(x) / n,
+    without a second pass over x through memory.  Two functions:
+
+    ``kernel`` (serial: small inputs, which stay in cache) sums x, then the terms about the
+    mean itself, each in runs of ``ROW_RUN`` rows as ``reduce_source`` sums.
+
+    ``kernel_parallel`` (large inputs, blocks of rows in parallel) reads each run of rows
+    twice while it is in cache: its sum (in float64) gives the run's mean c, then the terms
+    are summed in the inputs' dtype about c, where they are small and add up accurately.  Each
+    block moves its runs' sums to its first run's mean c0, in float64, and the end moves the
+    blocks' sums to the mean m.  The moves are exact: sum((x - m)^2) = sum((x - c)^2) +
+    2 (c - m) sum(x - c) + n (c - m)^2 and sum(g (x - m)) = sum(g (x - c)) + (c - m) sum(g),
+    with sum(x - c) = sum(x) - n c.
+    """
+    I, B, R = _IND, _IND * 2, _IND * 3
+    ctor, np_dt, zero = dtype_ctor(dtype), f"np.{np.dtype(dtype).name}", f"{dtype_ctor(dtype)}(0)"
+    sq = any(kind == "sq" for kind, _ in terms)
+    cross = sorted({k for kind, k in terms if kind == "cross"})
+    sums = sorted({k for kind, k in terms if kind != "sq" and k} | set(cross))
+    nout = 1 + len(terms)
+    # a run's terms about its center c, one row each of ``part`` (in the inputs' dtype)
+    parts = (["q2"] if sq else []) + [f"r{k}" for k in cross] + [f"s{k}" for k in sums]
+    part = {name: f"part[{j}, {{}}]" for j, name in enumerate(parts)}
+
+    def two_rows(depth: str, last: str, what: str, body: list[str]) -> list[str]:
+        """The rows of a run, r to ``last``, two a step (the odd last row pairs with itself and
+        its second values are left out, as in ``reduce_source``)."""
+        return [f"{depth}for j0 in range(r, {last}, 2):  # {what}",
+                f"{depth}{I}j0b = min(j0 + 1, {last} - 1)",
+                f"{depth}{I}pair = j0 + 1 < {last}  # else j0 is the odd last row: counted once",
+                f"{depth}{I}for j1 in range(n1):"] + [depth + I * 2 + line for line in body]
+
+    terms_body = [f"d = {ctor}(i0[j0, j1] - c[j1])", f"db = {ctor}(i0[j0b, j1] - c[j1]) if pair else {zero}"]
+    if sq:
+        terms_body.append(f"{part['q2'].format('j1')} += d * d + db * db")
+    terms_body += [f"{part[f'r{k}'].format('j1')} += i{k}[j0, j1] * d + i{k}[j0b, j1] * db" for k in cross]
+    terms_body += [f"{part[f's{k}'].format('j1')} += i{k}[j0, j1] + (i{k}[j0b, j1] if pair else {zero})" for k in sums]
+
+    shown = {"sq": lambda k: "sqr(i0 - mean)", "cross": lambda k: f"i{k} * (i0 - mean)", "sum": lambda k: f"i{k}"}
+    params = ", ".join(["nt"] + [f"i{k}" for k in range(n_in)] + [f"b{m}" for m in range(nout)])
+    checks = [f"i{k}.shape[{d}] != n{d}" for k in range(1, n_in) for d in (0, 1)]
+
+    def head(name: str) -> list[str]:
+        lines = [f"def {name}({params}):",
+                 f"{I}# over axis 0: sum(i0); " + "; ".join(f"sum({shown[kind](k)})" for kind, k in terms)
+                 + f"; with mean = sum(i0) / n0 in {dtype}",
+                 f"{I}n0 = i0.shape[0]", f"{I}n1 = i0.shape[1]"]
+        if checks:
+            lines += [f"{I}if {' or '.join(checks)}:",
+                      f"{B}raise ValueError('centered_sums: input shapes do not match')"]
+        return lines + [f"{I}o{m} = reuse(b{m}, (n1,))" for m in range(nout)]
+
+    # serial: the sum, the mean, then the terms about the mean
+    lines = head("kernel")
+    lines += [f"{I}c = np.empty(n1, {np_dt})  # a run's sum of i0, then the mean",
+              f"{I}part = np.empty(({len(parts)}, n1), {np_dt})  # {', '.join(parts)} over a run",
+              f"{I}tot = np.zeros(({1 + len(parts)}, n1))  # float64: the sum of i0, then {', '.join(parts)}",
+              f"{I}for r in range(0, n0, {ROW_RUN}):",
+              f"{B}e = min(r + {ROW_RUN}, n0)",
+              f"{B}c[:] = 0"]
+    lines += two_rows(B, "e", "the sum", [f"c[j1] += i0[j0, j1] + (i0[j0b, j1] if pair else {zero})"])
+    lines += [f"{B}for k1 in range(n1):",
+              f"{R}tot[0, k1] += np.float64(c[k1])",
+              f"{I}for k1 in range(n1):",
+              f"{B}o0[k1] = {ctor}(tot[0, k1])",
+              f"{B}c[k1] = o0[k1] / {ctor}(n0)  # the mean, as the graph computes it",
+              f"{I}for r in range(0, n0, {ROW_RUN}):",
+              f"{B}e = min(r + {ROW_RUN}, n0)",
+              f"{B}part[:] = 0"]
+    lines += two_rows(B, "e", "the terms about the mean", terms_body)
+    lines += [f"{B}for k1 in range(n1):"]
+    lines += [f"{R}tot[{1 + j}, k1] += np.float64({part[name].format('k1')})" for j, name in enumerate(parts)]
+    lines += [f"{I}for k1 in range(n1):"]
+    for m, (kind, k) in enumerate(terms, start=1):
+        name = "q2" if kind == "sq" else f"r{k}" if kind == "cross" else f"s{k}" if k else None
+        value = "o0[k1]" if name is None else f"{ctor}(tot[{1 + parts.index(name)}, k1])"
+        lines.append(f"{B}o{m}[k1] = {value}")
+    lines += [f"{I}return {tuple_expr([f'o{m}' for m in range(nout)])}", ""]
+
+    # parallel: per block, in float64, one row each of ``acc``: the block's origin c0 (its first
+    # run's mean), sx = sum(x), e1 = sum(x - c0), e2 = sum((x - c0)^2), h<k> = sum(i<k> (x - c0)),
+    # g<k> = sum(i<k>)
+    rows = ["c0", "sx"] + (["e1", "e2"] if sq else []) + [f"h{k}" for k in cross] + [f"g{k}" for k in sums]
+    acc = {name: f"acc[{j}, blk, k1]" for j, name in enumerate(rows)}
+    lines += head("kernel_parallel")
+    lines += [f"{I}nb = max(1, min(nt, n0))  # row blocks summed in parallel",
+              f"{I}run = max(8, min({ROW_RUN}, 65536 // max(n1, 1)))  # rows per run: a run of i0 stays in cache",
+              f"{I}acc = np.zeros(({len(rows)}, nb, n1))  # per block: {', '.join(rows)}",
+              f"{I}for blk in prange(nb):",
+              f"{B}ps = np.empty(n1)  # a run's sum of i0",
+              f"{B}c = np.empty(n1, {np_dt})  # its mean",
+              f"{B}part = np.empty(({len(parts)}, n1), {np_dt})  # {', '.join(parts)} over the run",
+              f"{B}lo = blk * n0 // nb",
+              f"{B}hi = (blk + 1) * n0 // nb",
+              f"{B}for r in range(lo, hi, run):",
+              f"{R}e = min(r + run, hi)",
+              f"{R}ps[:] = 0.0"]
+    lines += two_rows(R, "e", "the run's sum",
+                      ["ps[j1] += np.float64(i0[j0, j1]) + (np.float64(i0[j0b, j1]) if pair else 0.0)"])
+    lines += [f"{R}for j1 in range(n1):",
+              f"{R}{I}c[j1] = {ctor}(ps[j1] / (e - r))",
+              f"{R}part[:] = 0"]
+    lines += two_rows(R, "e", "the terms about the run's mean (the run still in cache)", terms_body)
+    lines += [f"{R}m = np.float64(e - r)",
+              f"{R}for k1 in range(n1):  # the run joins its block, moved to the block's origin",
+              f"{R}{I}if r == lo:",
+              f"{R}{B}{acc['c0']} = c[k1]",
+              f"{R}{I}u = np.float64(c[k1]) - {acc['c0']}",
+              f"{R}{I}{acc['sx']} += ps[k1]"]
+    if sq:
+        lines += [f"{R}{I}q1 = ps[k1] - m * np.float64(c[k1])  # sum(x - c) over the run",
+                  f"{R}{I}{acc['e2']} += np.float64({part['q2'].format('k1')}) + 2.0 * u * q1 + m * u * u",
+                  f"{R}{I}{acc['e1']} += q1 + m * u"]
+    lines += [f"{R}{I}{acc[f'h{k}']} += np.float64({part[f'r{k}'].format('k1')}) + u * np.float64({part[f's{k}'].format('k1')})"
+              for k in cross]
+    lines += [f"{R}{I}{acc[f'g{k}']} += np.float64({part[f's{k}'].format('k1')})" for k in sums]
+    # the blocks' sums, moved to the mean
+    tot = lambda name: acc[name].replace("blk", "q")  # noqa: E731
+    lines += [f"{I}for k1 in range(n1):",
+              f"{B}t = 0.0",
+              f"{B}for q in range(nb):",
+              f"{R}t += {tot('sx')}",
+              f"{B}o0[k1] = {ctor}(t)",
+              f"{B}mean = np.float64(o0[k1] / {ctor}(n0))  # as the graph computes it"]
+    lines += [f"{B}t{m} = 0.0" for m in range(1, nout)]
+    lines += [f"{B}for q in range(nb):",
+              f"{R}v = mean - {tot('c0')}"]
+    if sq:
+        lines.append(f"{R}nq = np.float64((q + 1) * n0 // nb - q * n0 // nb)")
+    for m, (kind, k) in enumerate(terms, start=1):
+        if kind == "sq":
+            lines.append(f"{R}t{m} += {tot('e2')} - 2.0 * v * {tot('e1')} + nq * v * v")
+        elif kind == "cross":
+            lines.append(f"{R}t{m} += {tot(f'h{k}')} - v * {tot(f'g{k}')}")
+        else:
+            lines.append(f"{R}t{m} += {tot('sx' if k == 0 else f'g{k}')}")
+    lines += [f"{B}o{m}[k1] = {ctor}(t{m})" for m in range(1, nout)]
+    lines.append(f"{I}return {tuple_expr([f'o{m}' for m in range(nout)])}")
+    return "\n".join(lines) + "\n"
+
+
 def softmax_source(ndim: int, dtype: str, log: bool) -> str:
     """Row-wise (last axis) softmax or log-softmax: max, then exp and sum, then scale; the
     outermost loop parallel."""
