@@ -364,8 +364,7 @@ def _compile_reduction_chain():
 
     _, f = compiled_step()
     g = to_networkx(f)
-    is_red = {k: bool(d["op"]) and (d["op"].startswith(("sum", "fused_reduce", "centered_sums")))
-              for k, d in g.nodes(data=True)}
+    is_red = {k: bool(d["op"]) and (d["op"].startswith(("sum", "fused_reduce"))) for k, d in g.nodes(data=True)}
     depth: dict = {}
     best: dict = {}
     for k in nx.topological_sort(g):
@@ -411,7 +410,7 @@ def _compile_summary():
 @block("compile_kernel_source", "python")
 def _compile_kernel_source():
     _, f = compiled_step()
-    ks = [k for k in kernels_of(f) if k.source and "centered_sums" in k.name]
+    ks = [k for k in kernels_of(f) if k.source and "fused_reduce" in k.name]
     if not ks:
         return "# (no generated kernel: the numba backend is not available)"
     k = max(ks, key=lambda k: len(k.nodes[0].inputs))

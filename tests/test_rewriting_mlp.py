@@ -85,9 +85,6 @@ def _reductions_of(fgraph, v):
             found.append((["i0"], node))
         elif isinstance(node.op, M.FusedReduce) and node.inputs and node.inputs[0] is v:
             found.append((node.op.scalar_op.formulas(), node))
-        elif isinstance(node.op, M.CenteredSums) and node.inputs[0] is v:  # sum(v), then its terms
-            found.append((["i0"], node))
-            found += [(["sqr(sub(i0, i1))"], node) for kind, _ in node.op.terms if kind == "sq"]
     return found
 
 

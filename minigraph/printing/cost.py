@@ -36,7 +36,7 @@ def node_kind(node) -> str:
     scalar = getattr(node.op, "scalar_op", None)
     if name == "Elemwise":
         return "fused_elemwise" if type(scalar).__name__ == "Composite" else "elemwise"
-    if name in ("FusedReduce", "CenteredSums"):
+    if name == "FusedReduce":
         return "fused_reduce"
     if name in ("Sum", "Prod", "Max", "Min", "Argmax", "SumToShape"):
         return "reduce"
@@ -61,14 +61,11 @@ def primitive_ops(node) -> int:
     """How many primitive ops a node stands for: the steps of a fused scalar program (plus its
     reductions), the nodes of a composite op's inner graph, else 1 (0 for views and shape
     queries, which compute nothing)."""
-    name = op_name(node)
     if is_view(node) or not reads_data(node):
         return 0
     program = getattr(getattr(node.op, "scalar_op", None), "program", None)
     if program is not None:
         return len(program) + len(getattr(node.op, "kinds", ()))
-    if name == "CenteredSums":
-        return _centered_ops(node.op.terms)
     inner = getattr(node.op, "inner_graph", None)
     if callable(inner):
         from minigraph.graph.basic import toposort
@@ -89,12 +86,6 @@ def nbytes(shape, dtype) -> int | None:
     """Bytes of an array of this shape and dtype (None if a length is unknown)."""
     n = size_of(shape)
     return None if n is None else n * np.dtype(dtype).itemsize
-
-
-def _centered_ops(terms) -> int:
-    """Operations per element of a CenteredSums: the sum of x, the centering, then per term a
-    square or product and its sum, or a sum."""
-    return 2 + sum(1 if kind == "sum" else 2 for kind, _ in terms)
 
 
 def _scalar_ops(scalar_op, nin: int) -> int:
@@ -118,9 +109,6 @@ def flops(node, shapes) -> int | None:
         n = size_of(full)
         per = _scalar_ops(node.op.scalar_op, len(node.inputs)) + len(node.op.kinds)
         return None if n is None else n * per
-    if name == "CenteredSums":
-        n = size_of(shapes(node.inputs[0]))
-        return None if n is None else n * _centered_ops(node.op.terms)
     if name in ("Sum", "Prod", "Max", "Min", "SumToShape", "Argmax"):
         return size_of(shapes(node.inputs[0]))
     if name == "Dot":

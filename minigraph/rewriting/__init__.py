@@ -9,8 +9,7 @@ changes, with an iteration bound):
 
 - ``"fast_run"`` (the default): inline composite ops; merge; then, to a fixed point, the
   local rules (shape simplification, constant folding, stabilization, canonicalization,
-  sums, matrix updates) followed by merge; reduction fusion; centered sums (a sum over
-  axis 0 joined with the reduction that centers on its mean); elementwise fusion; merge;
+  sums, matrix updates) followed by merge; reduction fusion; elementwise fusion; merge;
   in-place marking.
 - ``"fast_compile"``: merge, constant folding and the shape constants only: cheap passes
   that keep the graph recognisable (no fusion, no stabilization).
@@ -31,7 +30,6 @@ from minigraph.rewriting.fusion import fuse_elemwise, fuse_reductions
 from minigraph.rewriting.inline import inline_composites
 from minigraph.rewriting.inplace import inplace
 from minigraph.rewriting.merge import merge
-from minigraph.rewriting.moments import fuse_centered_sums
 from minigraph.rewriting.shapes import SHAPE_RULES, local_shape_constant
 from minigraph.rewriting.stabilize import STABILIZE_RULES
 from minigraph.rewriting.sums import SUM_RULES
@@ -45,7 +43,6 @@ def _fast_run() -> list[Pass]:
         GlobalPass("merge", merge),
         Fixpoint("simplify_and_merge", [local, GlobalPass("merge", merge)], max_iter=10),
         GlobalPass("reduction_fusion", fuse_reductions),
-        GlobalPass("centered_sums", fuse_centered_sums),
         # a second round can join regions the first one left apart (a fused node feeding another)
         Fixpoint("elemwise_fusion", [GlobalPass("elemwise_fusion", fuse_elemwise)], max_iter=4),
         GlobalPass("merge", merge),

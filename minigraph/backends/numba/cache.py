@@ -155,7 +155,7 @@ class _SafeCache(FunctionCache):
 
 
 def _module_text(source: str, parallel: bool) -> str:
-    if not parallel or "def kernel_parallel(" in source:  # (a kernel may write its parallel variant itself)
+    if not parallel:
         return _HEADER + "\n\n" + source
     par = source.replace("def kernel(", "def kernel_parallel(", 1)
     return _HEADER + "\n\n" + source + "\n\n" + par

@@ -143,14 +143,6 @@ def lower_fused_reduce(node, ctx):
                   fastmath=all(k in ("add", "mul") for k in op.kinds), passes=1, out_shapes=[shape] * len(node.outputs))
 
 
-@register(M.CenteredSums)
-def lower_centered_sums(node, ctx):
-    src = codegen.centered_sums_source(node.op.terms, len(node.inputs), node.inputs[0].dtype)
-    shape = codegen.broadcast_shape_exprs([v.type.shape for v in node.inputs], 2, [1])
-    return Kernel(src, kind="reduce", parallel=True, work="{i0}.size", fastmath=True, passes=1,
-                  out_shapes=[shape] * len(node.outputs))
-
-
 @register(NN.Softmax, NN.LogSoftmax)
 def lower_softmax(node, ctx):
     x = node.inputs[0]

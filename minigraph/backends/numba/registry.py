@@ -5,13 +5,11 @@ with ``@register(OpClass)``; lookup walks the class's MRO, so a lowering for a b
 covers its subclasses.  The core never imports numba: only this package does.
 
 ``Kernel``: a loop nest compiled with ``numba.njit``.  ``source`` defines ``def kernel(...)``
-taking ``nt``, the thread count (1 in the serial variant), then the node's inputs (arrays;
-scalars are 0-d arrays) in order, then one buffer per output, and returning a tuple of the
-outputs with exactly their declared dtypes.  When ``parallel``, the parallel variant is
-``kernel`` compiled with ``parallel=True``, or ``def kernel_parallel(...)`` when the source
-defines one (another algorithm for large inputs).  A buffer is the array this output had on
-the previous call (or an empty one): ``reuse(buf, shape)`` (from ``helpers``) returns it when
-the shape still fits, so intermediates are not allocated on every call.  The source may use ``np``,
+taking (after ``nt``, the thread count, when ``parallel``) the node's inputs (arrays; scalars
+are 0-d arrays) in order, then one buffer per output, and returning a tuple of the outputs
+with exactly their declared dtypes.  A buffer is the array this output had on the previous
+call (or an empty one): ``reuse(buf, shape)`` (from ``helpers``) returns it when the shape
+still fits, so intermediates are not allocated on every call.  The source may use ``np``,
 ``prange`` and the helpers in ``helpers.py`` (``sigmoid``, ``softplus``, ``maximum``, ``minimum``,
 ``tanh32``, ``reuse``); it must not contain user-given strings (names): only op parameters.
 
