@@ -261,6 +261,11 @@ class NumbaLinker:
                 stmts.append("_st[0] = 1  # a shared value is overwritten from here on")
             return v
 
+        def written_in_place(node, ins, kernel, stmts):
+            """The input each output overwrites (or None), and ``kernel`` writing them so."""
+            targets = [in_place(node, j, ins, stmts) for j in range(len(node.outputs))]
+            return targets, _written_in_place(kernel, targets, ins)
+
         body = ["def run(inputs):"]
         names = [namer(v) for v in fgraph.inputs]
         if names:
@@ -280,13 +285,11 @@ class NumbaLinker:
             stmts, stores, jit_stmts = [], [], []
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
             if isinstance(lowered, Kernel):
-                targets = [in_place(node, j, ins, stmts) for j in range(len(node.outputs))]
-                lowered = _written_in_place(lowered, targets, ins)
+                targets, lowered = written_in_place(node, ins, lowered, stmts)
                 serial, par = cache.build(lowered.source, fastmath=lowered.fastmath, parallel=lowered.parallel)
                 ns[f"_k{k}s"], ns[f"_k{k}p"] = serial, par
                 bufs, jit_bufs = [], []
-                for j, o in enumerate(node.outputs):
-                    target_in = targets[j]
+                for j, (o, target_in) in enumerate(zip(node.outputs, targets)):
                     if target_in is not None:  # written into that input's own buffer
                         bufs.append(ref(target_in))
                         jit_bufs.append(ref(target_in))
@@ -341,11 +344,9 @@ class NumbaLinker:
                     jit_stmts.append(f"{', '.join(outs)} = {lowered.jit.format(**fmt)}")
                 elif lowered.kernel is not None and jit is not None:  # a loop, built with the compiled driver
                     jit_bufs = []
-                    targets = [in_place(node, j, ins, jit_stmts) for j in range(len(node.outputs))]
-                    loop = _written_in_place(lowered.kernel, targets, ins)
-                    for j, o in enumerate(node.outputs):
-                        target_in = targets[j]  # (a shared variable's update)
-                        if target_in is not None:
+                    targets, loop = written_in_place(node, ins, lowered.kernel, jit_stmts)
+                    for o, target_in in zip(node.outputs, targets):
+                        if target_in is not None:  # (a shared variable's update)
                             jit_bufs.append(ref(target_in))
                             continue
                         b, store = buffer(o)
