@@ -281,11 +281,20 @@ def default_mode() -> str:
 
 
 def _rewrite(fgraph, rewrites):
+    """Rewrite ``fgraph`` in place, or load its rewritten form from the compile cache."""
     try:
         from minigraph.rewriting import rewrite_graph
     except ImportError:
         return None
-    return rewrite_graph(fgraph, rewrites)
+    from minigraph.compile import graph_cache
+
+    key = graph_cache.key(fgraph, rewrites)
+    log = graph_cache.load(key, fgraph) if key is not None else None
+    if log is None:
+        log = rewrite_graph(fgraph, rewrites)
+        if key is not None:
+            graph_cache.store(key, fgraph, log)
+    return log
 
 
 def _make_profile(profile):

@@ -75,6 +75,9 @@ class RewriteLog:
     pass_seconds: list = field(default_factory=list)
     #: rules or passes that raised (a bug in a rewrite): (name, where, error); the rest ran
     failures: list = field(default_factory=list)
+    #: loaded with the rewritten graph from the compile cache (``minigraph.compile.graph_cache``):
+    #: the entries keep their text only, and the times are those of the process that rewrote it
+    restored: bool = False
 
     def fail(self, name: str, where: str, error: Exception) -> None:
         """Record (and warn about) a rewrite that raised; compiling goes on without it."""
@@ -97,7 +100,8 @@ class RewriteLog:
     def summary(self) -> str:
         """Counts per rule and the node counts before and after."""
         lines = [f"rewrites ({self.pipeline}): {self.nodes_before} nodes -> {self.nodes_after} nodes, "
-                 f"{len(self.entries)} firings in {self.seconds * 1000:.1f} ms"]
+                 f"{len(self.entries)} firings in {self.seconds * 1000:.1f} ms"
+                 + (" (restored from the compile cache)" if self.restored else "")]
         counts = self.counts()
         width = max((len(k) for k in counts), default=0)
         for rule, n in counts.items():

@@ -15,13 +15,13 @@ import importlib.util
 import os
 import sys
 import threading
-import uuid
 import warnings
 
 import numba
 import numpy as np
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 
+from minigraph.compile.disk import atomic_write, cache_dir  # noqa: F401  (cache_dir: part of this module's API)
 
 _STATS = {"compiled": 0, "cache_hits": 0, "corrupt": 0, "modules_written": 0, "memory_hits": 0}
 _MEMO: dict[str, tuple] = {}
@@ -51,11 +51,6 @@ def reset_stats() -> None:
         _STATS[k] = 0
 
 
-def cache_dir() -> str:
-    """The cache directory, read from ``MINIGRAPH_CACHE_DIR`` at each use (default ~/.cache/minigraph)."""
-    return os.environ.get("MINIGRAPH_CACHE_DIR") or os.path.expanduser(os.path.join("~", ".cache", "minigraph"))
-
-
 @functools.lru_cache(maxsize=None)
 def version_key() -> str:
     """What compiled code depends on besides its source."""
@@ -71,18 +66,6 @@ def version_key() -> str:
 
 def source_hash(source: str) -> str:
     return hashlib.sha256((version_key() + "\n" + source).encode()).hexdigest()[:24]
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed into place."""
-    tmp = f"{path}.tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class _CheckedFile(IndexDataCacheFile):

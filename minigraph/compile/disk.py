@@ -1,0 +1,23 @@
+"""Where minigraph keeps what it compiles, and how it writes there safely."""
+from __future__ import annotations
+
+import os
+import uuid
+
+
+def cache_dir() -> str:
+    """The cache directory, read from ``MINIGRAPH_CACHE_DIR`` at each use (default ~/.cache/minigraph)."""
+    return os.environ.get("MINIGRAPH_CACHE_DIR") or os.path.expanduser(os.path.join("~", ".cache", "minigraph"))
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place: a process reading
+    ``path`` meanwhile, or one writing it at the same time, never sees a partial file."""
+    tmp = f"{path}.tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
