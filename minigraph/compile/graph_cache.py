@@ -40,8 +40,9 @@ from minigraph.config import config
 from minigraph.graph.basic import Constant, user_frame
 from minigraph.graph.type import TensorType
 
-#: graphs with fewer nodes (before rewriting) are rewritten every time
-MIN_NODES = 200
+#: graphs with fewer nodes (before rewriting) are rewritten every time: they take less than
+#: about 50 ms (a batch-normalized MLP's training step has about 80 nodes per layer)
+MIN_NODES = 300
 
 _STATS = {"hits": 0, "stored": 0, "corrupt": 0}
 _FORMAT = b"minigraph-graph-1\n"

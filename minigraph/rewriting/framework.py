@@ -51,7 +51,7 @@ def _short(v: Variable) -> str:
 @dataclass
 class RewriteEntry:
     """One firing: the rule, what it replaced and by what (as text, taken when it fired; the
-    variables themselves in ``old`` and ``new``)."""
+    variables themselves in ``old`` and ``new``, empty in a log restored from the compile cache)."""
 
     rule: str
     replaced: tuple
