@@ -56,11 +56,14 @@ def check_shape(x, lengths):
     return x
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def tanh32(x):
     """tanh of a float32 with arithmetic only, so that loops calling it vectorize (libm's tanhf
     and exp are scalar calls): about 3x faster than through a float64 exp, and correctly
     rounded to float32 on every input the tests sweep (the float64 error is below 1e-10).
+    Its multiply-adds may fuse ("contract": 20% faster, as accurate), and only its own: LLVM
+    inlines it into a kernel's loop with its flags, where numba's inlining would give it the
+    kernel's (whose float32 arithmetic must round as numpy's does).
 
     tanh(a) = p / (p + 2) with p = exp(2a) - 1; p comes from exp(2a / 64) - 1 (a Taylor series,
     |2a / 64| <= 0.285) squared six times as (1 + p)^2 - 1 = p * (2 + p), which keeps its
