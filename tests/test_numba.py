@@ -438,6 +438,21 @@ def test_tanh_of_float32_is_correctly_rounded():
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # ...down to the sign of zero
 
 
+def test_kernel_arithmetic_rounds_each_step_beside_tanh():
+    """tanh32 may fuse its own multiply-adds; the kernel it is inlined into may not: its float32
+    products and sums round one by one, as numpy's do."""
+    rng = np.random.default_rng(3)
+    x, y, z = (T.fmatrix(n) for n in "xyz")
+    f = mg.function([x, y, z], T.tanh(x) * y + z, mode="numba")
+    assert [k.kind for k in f._thunk.kernels()] == ["elemwise"]  # one loop: tanh32 and the rest
+    xv, yv, zv = (rng.standard_normal((64, 1000)).astype("float32") for _ in range(3))
+    got = f(xv, yv, zv)
+    tv = np.tanh(xv.astype("float64")).astype("float32")  # (the kernel's tanh: correctly rounded)
+    fused = (tv.astype("float64") * yv + zv).astype("float32")
+    assert np.count_nonzero(fused != tv * yv + zv) > 100  # (inputs where a fused multiply-add differs)
+    np.testing.assert_array_equal(got, tv * yv + zv)
+
+
 def test_linker_is_used_directly():
     from minigraph.graph.fg import FunctionGraph
 
