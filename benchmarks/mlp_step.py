@@ -117,9 +117,9 @@ def compile_times():
         env["MINIGRAPH_CACHE_DIR"] = d
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         out = []
-        for graph_cache in ("1", "1", "0"):
+        for graph_cache_on in ("1", "1", "0"):
             res = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], cwd=root, capture_output=True, text=True,
-                                 env=dict(env, MINIGRAPH_GRAPH_CACHE=graph_cache), timeout=900)
+                                 env=dict(env, MINIGRAPH_GRAPH_CACHE=graph_cache_on), timeout=900)
             if res.returncode:
                 raise RuntimeError(res.stderr)
             out.append(json.loads(res.stdout.strip().splitlines()[-1]))
