@@ -1,6 +1,7 @@
 """Where minigraph keeps what it compiles, and how it writes there safely."""
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 
@@ -21,3 +22,14 @@ def atomic_write(path: str, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def checksummed(payload: bytes) -> bytes:
+    """``payload`` with its SHA-256 in front, for ``verified`` to check when it is read back."""
+    return hashlib.sha256(payload).digest() + payload
+
+
+def verified(data: bytes) -> bytes | None:
+    """The payload of what ``checksummed`` wrote, or None when ``data`` is damaged or truncated."""
+    digest, payload = data[:32], data[32:]
+    return payload if len(data) >= 32 and hashlib.sha256(payload).digest() == digest else None

@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from minigraph.compile.disk import atomic_write, cache_dir
+from minigraph.compile.disk import atomic_write, cache_dir, checksummed, verified
 from minigraph.compile.shared import SharedVariable
 from minigraph.config import config
 from minigraph.graph.basic import Constant, user_frame
@@ -212,8 +212,8 @@ def load(k: str, fgraph):
     except OSError:
         return None
     try:
-        head, digest, payload = data[:len(_FORMAT)], data[len(_FORMAT):len(_FORMAT) + 32], data[len(_FORMAT) + 32:]
-        if head != _FORMAT or hashlib.sha256(payload).digest() != digest:
+        payload = verified(data[len(_FORMAT):]) if data.startswith(_FORMAT) else None
+        if payload is None:
             raise ValueError("checksum")
         stored_key, outputs, inplace_updates, constraints, log = _Unpickler(io.BytesIO(payload), fgraph.inputs).load()
         if stored_key != k or len(outputs) != len(fgraph.outputs):
@@ -241,9 +241,8 @@ def store(k: str, fgraph, log) -> None:
     buf = io.BytesIO()
     try:
         _Pickler(buf, fgraph.inputs).dump((k, fgraph.outputs, fgraph.inplace_updates, fgraph.order_constraints, text_log))
-        payload = buf.getvalue()
         os.makedirs(os.path.dirname(_path(k)), exist_ok=True)
-        atomic_write(_path(k), _FORMAT + hashlib.sha256(payload).digest() + payload)
+        atomic_write(_path(k), _FORMAT + checksummed(buf.getvalue()))
     except Exception as e:  # a full disk, a read-only cache or an op that cannot be pickled
         warnings.warn(f"minigraph: could not store the rewritten graph ({type(e).__name__}: {e})", stacklevel=3)
         return

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 
-from minigraph.compile.disk import atomic_write, cache_dir  # noqa: F401  (cache_dir: part of this module's API)
+from minigraph.compile.disk import atomic_write, cache_dir, checksummed, verified  # noqa: F401  (cache_dir: this module's API)
 
 _STATS = {"compiled": 0, "cache_hits": 0, "corrupt": 0, "modules_written": 0, "memory_hits": 0}
 _MEMO: dict[str, tuple] = {}
@@ -72,15 +72,14 @@ class _CheckedFile(IndexDataCacheFile):
     """numba's index/data files with a SHA-256 of each data file's contents stored in front."""
 
     def _dump(self, obj):
-        payload = super()._dump(obj)
-        return hashlib.sha256(payload).digest() + payload
+        return checksummed(super()._dump(obj))
 
     @staticmethod
     def _verified(data: bytes, what: str):
         import pickle
 
-        digest, payload = data[:32], data[32:]
-        if len(data) < 32 or hashlib.sha256(payload).digest() != digest:
+        payload = verified(data)
+        if payload is None:
             _STATS["corrupt"] += 1
             raise OSError(f"minigraph cache: {what} is damaged")  # numba treats it as a miss
         return pickle.loads(payload)

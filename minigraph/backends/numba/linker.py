@@ -262,9 +262,13 @@ class NumbaLinker:
             return v
 
         def written_in_place(node, ins, kernel, stmts):
-            """The input each output overwrites (or None), and ``kernel`` writing them so."""
+            """The input each output overwrites (or None), and ``kernel`` writing them so, where
+            the kernel has such a form (else ``kernel`` itself)."""
             targets = [in_place(node, j, ins, stmts) for j in range(len(node.outputs))]
-            return targets, _written_in_place(kernel, targets, ins)
+            pairs = {j: next(i for i, v in enumerate(ins) if v is t) for j, t in enumerate(targets) if t is not None}
+            if pairs and kernel.in_place is not None:
+                kernel = dataclasses.replace(kernel, source=kernel.in_place(pairs), in_place=None)
+            return targets, kernel
 
         body = ["def run(inputs):"]
         names = [namer(v) for v in fgraph.inputs]
@@ -344,7 +348,8 @@ class NumbaLinker:
                     jit_stmts.append(f"{', '.join(outs)} = {lowered.jit.format(**fmt)}")
                 elif lowered.kernel is not None and jit is not None:  # a loop, built with the compiled driver
                     jit_bufs = []
-                    targets, loop = written_in_place(node, ins, lowered.kernel, jit_stmts)
+                    loop = lowered.kernel() if callable(lowered.kernel) else lowered.kernel
+                    targets, loop = written_in_place(node, ins, loop, jit_stmts)
                     for o, target_in in zip(node.outputs, targets):
                         if target_in is not None:  # (a shared variable's update)
                             jit_bufs.append(ref(target_in))
@@ -540,15 +545,6 @@ class NumbaLinker:
     def kernels(self) -> list[KernelRecord]:
         """The kernels in execution order (see ``minigraph.printing.kernels``)."""
         return list(self._records)
-
-
-def _written_in_place(kernel: Kernel, targets: list, ins: list) -> Kernel:
-    """``kernel`` with each output that has a target input (``targets[j]``, or None) written
-    over that input, where the kernel has such a form; else ``kernel`` itself."""
-    pairs = {j: next(i for i, v in enumerate(ins) if v is t) for j, t in enumerate(targets) if t is not None}
-    if not pairs or kernel.in_place is None:
-        return kernel
-    return dataclasses.replace(kernel, source=kernel.in_place(pairs), in_place=None)
 
 
 def _arg_text(namer, v) -> str:

@@ -111,9 +111,12 @@ def _vector(node, ctx):
     ns = {"np": np, **names}
     exec(_compiled(src), ns)
     args = ", ".join(f"{{i{k}}}" for k in range(len(node.inputs)))
-    loop, in_place = _elemwise_sources(node)
-    return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src,
-                  kernel=Kernel(loop, kind="elemwise", in_place=in_place))
+
+    def loop():
+        source, in_place = _elemwise_sources(node)
+        return Kernel(source, kind="elemwise", in_place=in_place)
+
+    return Inline(f"{ctx.ref(ns['vector'])}({args})", kind="vector", source=src, kernel=loop)
 
 
 _KINDS = {M.Sum: "add", M.Prod: "mul", M.Max: "max", M.Min: "min"}

@@ -85,8 +85,9 @@ class Inline:
     source: str | None = None
     #: the expression as the compiled driver writes it (numba), when there is one
     jit: str | None = None
-    #: or a loop doing the same work, which the compiled driver calls instead
-    kernel: Kernel | None = None
+    #: or a loop doing the same work, which the compiled driver calls instead (or a function
+    #: making that loop: it is generated only when a compiled driver is built)
+    kernel: Kernel | Callable[[], Kernel] | None = None
 
 
 @dataclass
